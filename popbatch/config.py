@@ -1,0 +1,252 @@
+"""Run settings as frozen values, the config file, and loading the server key.
+
+Precedence for every setting: command line, then environment
+(``POP_ENDPOINT``, ``POPBATCH_JOURNAL``), then ``popbatch.toml``, then the
+defaults here. The server key is never a setting: it comes from
+``--server-key-file`` or ``POP_SERVER_KEY`` only, in that order.
+"""
+
+from __future__ import annotations
+
+import base64
+import os
+import stat
+import tomllib
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from popbatch.errors import ConfigurationError, KeyFileExposedError, UsageError
+
+DEFAULT_ENDPOINT = "https://pay3.veritrans.co.jp/pop/v1"
+DEFAULT_OUT = Path("popbatch-results")
+DEFAULT_RATE = 5.0
+DEFAULT_CONCURRENCY = 4
+CONFIG_FILE_NAME = "popbatch.toml"
+
+# Keys a config file may hold; the server key is deliberately not one of them.
+CONFIG_KEYS = frozenset({"endpoint", "rate", "concurrency", "journal", "out"})
+
+
+class ServerKey:
+    """The POP server key; it never shows itself in a repr, str or log."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def __repr__(self) -> str:
+        return "ServerKey('********')"
+
+    __str__ = __repr__
+
+    def authorization(self) -> str:
+        """The Authorization header value: Basic base64(key + ':')."""
+        token = base64.b64encode(f"{self._value}:".encode()).decode("ascii")
+        return f"Basic {token}"
+
+    def reveal(self) -> str:
+        """The key itself, for code that must compare or scrub it."""
+        return self._value
+
+
+def load_server_key(key_file: Path | None, environ: Mapping[str, str]) -> ServerKey:
+    """Read the server key from ``key_file`` or ``POP_SERVER_KEY``.
+
+    Raises:
+        KeyFileExposedError: the file can be read by group or others.
+        ConfigurationError: no key was given, or it is empty.
+    """
+    if key_file is not None:
+        return ServerKey(_read_key_file(key_file))
+
+    value = environ.get("POP_SERVER_KEY", "").strip()
+    if not value:
+        raise ConfigurationError(
+            "no server key: set POP_SERVER_KEY or give --server-key-file PATH",
+            hint="--dry-run needs no key and sends nothing.",
+        )
+    return ServerKey(value)
+
+
+def _read_key_file(path: Path) -> str:
+    try:
+        mode = path.stat().st_mode
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ConfigurationError(
+            f"cannot read the key file {str(path)!r}: {exc.strerror}"
+        ) from None
+
+    if mode & (stat.S_IRWXG | stat.S_IRWXO):
+        raise KeyFileExposedError(
+            f"the key file {str(path)!r} can be read by other users "
+            f"(mode {stat.S_IMODE(mode):04o})",
+            hint=f"Run: chmod 600 {path}",
+        )
+    value = text.strip()
+    if not value:
+        raise ConfigurationError(f"the key file {str(path)!r} is empty")
+    return value
+
+
+@dataclass(frozen=True, kw_only=True)
+class Timeouts:
+    """Seconds to wait for a connection and for an answer.
+
+    The read timeout bounds how long a SIGINT waits for requests in flight.
+    """
+
+    connect: float = 5.0
+    read: float = 30.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class RetrySettings:
+    """The limits of DESIGN.md's retry rules."""
+
+    max_attempts: int = 3
+    backoff_base: float = 0.5
+    backoff_cap: float = 30.0
+    retry_after_ceiling: float = 60.0
+    stop_after_consecutive: int = 10
+
+
+@dataclass(frozen=True, kw_only=True)
+class ControlTotals:
+    """What the person who approved the run expects of the file."""
+
+    max_total: int | None = None
+    expect_rows: int | None = None
+    expect_total: int | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class ReadOptions:
+    """How to read the input file."""
+
+    sheet: str | None = None
+    encoding: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class RunOptions:
+    """Everything one ``popbatch OPERATION FILE`` run was asked to do."""
+
+    operation: str
+    input_path: Path
+    endpoint: str = DEFAULT_ENDPOINT
+    out_dir: Path = DEFAULT_OUT
+    journal_path: Path | None = None
+    read: ReadOptions = field(default_factory=ReadOptions)
+    live: bool = False
+    yes: bool = False
+    dry_run: bool = False
+    skip_invalid: bool = False
+    resend_unknown: bool = False
+    allow_repeat: bool = False
+    rate: float = DEFAULT_RATE
+    concurrency: int = DEFAULT_CONCURRENCY
+    timeouts: Timeouts = field(default_factory=Timeouts)
+    retry: RetrySettings = field(default_factory=RetrySettings)
+    totals: ControlTotals = field(default_factory=ControlTotals)
+    csv_encoding: str = "utf-8-sig"
+    quiet: bool = False
+
+    def request_options(self) -> dict[str, Any]:
+        """The options recorded with a batch (no key, nothing secret)."""
+        return {
+            "live": self.live,
+            "endpoint": self.endpoint,
+            "rate": self.rate,
+            "concurrency": self.concurrency,
+            "skip_invalid": self.skip_invalid,
+            "allow_repeat": self.allow_repeat,
+            "resend_unknown": self.resend_unknown,
+            "timeouts": {"connect": self.timeouts.connect, "read": self.timeouts.read},
+            "sheet": self.read.sheet,
+            "encoding": self.read.encoding,
+            "max_total": self.totals.max_total,
+            "expect_rows": self.totals.expect_rows,
+            "expect_total": self.totals.expect_total,
+        }
+
+
+def default_journal_path(environ: Mapping[str, str]) -> Path:
+    """The journal's default place: the user's state directory (XDG)."""
+    state_home = environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state_home) / "popbatch" / "journal.sqlite3"
+
+
+def load_config_file(path: Path | None, cwd: Path) -> dict[str, Any]:
+    """Read ``popbatch.toml`` (or ``path``); an absent default file is empty.
+
+    Raises:
+        ConfigurationError: the file is not TOML, names an unknown key, or
+            tries to hold the server key.
+    """
+    explicit = path is not None
+    target = path if path is not None else cwd / CONFIG_FILE_NAME
+    if not target.exists():
+        if explicit:
+            raise UsageError(f"config file {str(target)!r} does not exist")
+        return {}
+
+    try:
+        data = tomllib.loads(target.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        raise ConfigurationError(
+            f"cannot read config file {str(target)!r}: {exc}"
+        ) from None
+
+    table = data.get("popbatch", data)
+    unknown = sorted(set(table) - CONFIG_KEYS)
+    if any("key" in name.lower() for name in unknown):
+        raise ConfigurationError(
+            f"config file {str(target)!r} holds a key setting; the server key "
+            "belongs in POP_SERVER_KEY or --server-key-file, never in the config",
+        )
+    if unknown:
+        raise ConfigurationError(
+            f"config file {str(target)!r} has unknown settings: {', '.join(unknown)}",
+            hint=f"Allowed: {', '.join(sorted(CONFIG_KEYS))}.",
+        )
+    return dict(table)
+
+
+def parse_amount_option(text: str, option: str) -> int:
+    """Read a yen amount given on the command line (``10,000`` allowed)."""
+    cleaned = text.replace(",", "").replace("_", "").strip()
+    try:
+        value = Decimal(cleaned)
+    except ArithmeticError:
+        value = Decimal(-1)
+    if not cleaned.isdigit() or value < 0:
+        raise UsageError(f"{option} needs a whole number of yen, got {text!r}")
+    return int(value)
+
+
+def environ_defaults(environ: Mapping[str, str]) -> dict[str, Any]:
+    """Settings the environment supplies, under the config file's names."""
+    found: dict[str, Any] = {}
+    if environ.get("POP_ENDPOINT"):
+        found["endpoint"] = environ["POP_ENDPOINT"]
+    if environ.get("POPBATCH_JOURNAL"):
+        found["journal"] = environ["POPBATCH_JOURNAL"]
+    return found
+
+
+def current_user() -> str:
+    """The login name of whoever runs popbatch, for the Summary sheet."""
+    for name in ("LOGNAME", "USER", "USERNAME"):
+        if os.environ.get(name):
+            return os.environ[name]
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.getuid()).pw_name
+    except (ImportError, KeyError):
+        return "unknown"

@@ -1,0 +1,1 @@
+"""A local POP simulator: the independent referee for tests, demo and benchmarks."""
