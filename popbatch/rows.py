@@ -178,3 +178,50 @@ class RowRecord:
         return group_of(
             self.state, self.resolution.outcome if self.resolution else None
         )
+
+
+@dataclass(frozen=True, slots=True)
+class BatchRecord:
+    """One batch: an operation applied to one input file's content.
+
+    Args:
+        key: what identifies the batch: operation, the file's hash, test or
+            live, endpoint. Re-running the same command finds it again.
+        columns: API field name -> position of the input column holding it.
+        headers: the input's header cells as read, in order.
+        notices: facts about the input reported once (blank rows, sheet used).
+    """
+
+    id: int
+    key: str
+    operation: str
+    input_path: str
+    input_sha256: str
+    input_kind: str  # "csv" or "xlsx"
+    encoding: str | None
+    delimiter: str | None
+    sheet: str | None
+    headers: tuple[str, ...]
+    columns: Mapping[str, int]
+    live: bool
+    endpoint: str
+    options: Mapping[str, Any]
+    created_at: datetime
+    notices: tuple[str, ...] = ()
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class RunRecord:
+    """One invocation that worked on a batch (a resumed batch has several)."""
+
+    batch_id: int
+    started_at: datetime
+    user: str
+    host: str
+    version: str
+    options: Mapping[str, Any]
+    finished_at: datetime | None = None
+    exit_code: int | None = None
+    id: int | None = None
