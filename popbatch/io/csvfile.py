@@ -1,0 +1,364 @@
+"""CSV text: encoding detection, delimiter, and records read as text only.
+
+The whole file is decoded before anything is parsed, so a CP932 file whose
+first non-ASCII byte sits far down is still recognised (case 01). Decoding
+is strict: never the ``shift_jis`` codec (what Windows calls Shift_JIS is
+CP932), never ``errors="replace"``, never a latin-1 guess.
+
+Records are parsed by pyarrow when the file is rectangular (every record
+has as many fields as the header), and by the csv module otherwise; both
+give the same text for the same file (tests/test_readers.py checks this).
+Every record is one spreadsheet row, as Excel shows the file, so a quoted
+cell holding line breaks does not shift the row numbers after it.
+"""
+
+from __future__ import annotations
+
+import codecs
+import csv
+import io
+import logging
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+import pyarrow as pa
+import pyarrow.csv as pacsv
+
+from popbatch.errors import InputUnreadableError, UsageError
+
+logger = logging.getLogger(__name__)
+
+TEXT = pd.StringDtype("pyarrow", na_value=np.nan)
+
+_BOMS = (
+    (codecs.BOM_UTF8, "utf-8-sig"),
+    (codecs.BOM_UTF16_LE, "utf-16"),
+    (codecs.BOM_UTF16_BE, "utf-16"),
+)
+# Python's shift_jis codec fails on 髙, 﨑, ① and the other characters
+# Windows adds; every file a user calls Shift_JIS is read as CP932.
+_SHIFT_JIS_FAMILY = frozenset({"shift_jis", "cp932"})
+
+# A CSV cell that popbatch wrote starts with an apostrophe when its text
+# starts with one of these (the formula-injection guard of its CSV output).
+APOSTROPHE_GUARDED = "=+-@\t\r＝＋－＠"
+_APOSTROPHE_PATTERN = "'[=+\\-@\t\r＝＋－＠]"
+
+
+@dataclass(frozen=True, slots=True)
+class CsvRecords:
+    """Every record of a CSV file as text, before the header is looked for.
+
+    Args:
+        records: one row per record, columns 0..n-1, text ("" when empty).
+    """
+
+    encoding: str
+    delimiter: str
+    records: pd.DataFrame
+
+
+def read_csv_records(data: bytes, name: str, encoding: str | None) -> CsvRecords:
+    """Decode and parse a CSV file's bytes into text records.
+
+    Raises:
+        InputUnreadableError: the bytes are not text in a supported
+            encoding, or a quoted cell is never closed.
+        UsageError: ``encoding`` is not an encoding Python knows.
+    """
+    _refuse_binary(data, name)
+    codec, utf8 = decode(data, name, encoding)
+    delimiter = sniff_delimiter(utf8, prefer_tab=codec.startswith("utf-16"))
+
+    records = parse_fast(utf8, delimiter)
+    if records is None:
+        logger.debug("%s is not rectangular; parsing it with the csv module", name)
+        records = parse_exact(utf8.decode("utf-8"), delimiter)
+    _refuse_unclosed_quote(records, utf8, name)
+
+    return CsvRecords(codec, delimiter, drop_guard_apostrophes(records))
+
+
+def _refuse_binary(data: bytes, name: str) -> None:
+    if data.startswith(b"PK\x03\x04"):
+        raise InputUnreadableError(
+            f"{name} is a zip archive (as .xlsx workbooks are), not CSV text; "
+            "if it is a workbook, give it the .xlsx extension"
+        )
+    if data.startswith(b"\xd0\xcf\x11\xe0"):
+        raise InputUnreadableError(
+            f"{name} is an Excel 97-2003 workbook, not CSV text; open it in Excel "
+            "and save as .xlsx (or CSV UTF-8)"
+        )
+
+
+# --- encodings -------------------------------------------------------------
+
+
+def resolve_encoding(encoding: str) -> str:
+    """Return the codec for an encoding a user named; Shift_JIS means CP932.
+
+    Raises:
+        UsageError: Python knows no such encoding.
+    """
+    try:
+        codec = codecs.lookup(encoding).name
+    except LookupError:
+        if encoding.strip().casefold() in {"windows-31j", "x-sjis", "sjis-win"}:
+            return "cp932"
+        raise UsageError(
+            f"unknown encoding {encoding!r} for --encoding",
+            hint="Use utf-8, utf-16 or cp932 (Shift_JIS files are cp932).",
+        ) from None
+
+    return "cp932" if codec in _SHIFT_JIS_FAMILY else codec
+
+
+def decode(data: bytes, name: str, encoding: str | None) -> tuple[str, bytes]:
+    """Find the file's encoding and return it with the text as UTF-8 bytes.
+
+    A byte-order mark decides first; then the whole file must be UTF-8, or
+    else CP932. With ``encoding`` given, only that is tried.
+    """
+    if encoding is not None:
+        codec = resolve_encoding(encoding)
+        if codec == "utf-8" and data.startswith(codecs.BOM_UTF8):
+            codec = "utf-8-sig"
+        return codec, _decode_as(data, codec, name, given=True)
+
+    for bom, codec in _BOMS:
+        if data.startswith(bom):
+            return codec, _decode_as(data, codec, name, given=False)
+
+    utf8_error = _utf8_error(data)
+    if utf8_error is None:
+        _refuse_nul(data, name)
+        return "utf-8", data
+
+    try:
+        text = data.decode("cp932")
+    except UnicodeDecodeError as cp932_error:
+        raise InputUnreadableError(
+            f"{name} is neither UTF-8 (line {_line_of(data, utf8_error.start)} "
+            f"has byte 0x{data[utf8_error.start]:02x}) nor CP932 "
+            f"(line {_line_of(data, cp932_error.start)}); "
+            "the encodings tried were utf-8 and cp932",
+            hint='Save it from Excel as "CSV UTF-8", or name its encoding '
+            "with --encoding.",
+        ) from None
+
+    return "cp932", _checked_text(text, name).encode("utf-8")
+
+
+def _decode_as(data: bytes, codec: str, name: str, *, given: bool) -> bytes:
+    try:
+        text = data.decode(codec)
+    except UnicodeDecodeError as error:
+        line = _line_of_decoded(data, error.start, codec)
+        how = "is not" if given else "starts with a byte-order mark but is not"
+        raise InputUnreadableError(
+            f"{name} {how} valid {codec}: line {line} has bytes that {codec} "
+            "cannot decode",
+            hint="Name the file's real encoding with --encoding "
+            "(utf-8, utf-16 or cp932), or leave it out to detect it.",
+        ) from None
+
+    return _checked_text(text.removeprefix("\ufeff"), name).encode("utf-8")
+
+
+def _utf8_error(data: bytes) -> UnicodeDecodeError | None:
+    """Check that all of ``data`` is UTF-8, a chunk at a time (no big copy)."""
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    view = memoryview(data)
+    step = 1 << 20
+    offset = 0
+    try:
+        for offset in range(0, len(data), step):
+            decoder.decode(view[offset : offset + step])
+        decoder.decode(b"", final=True)
+    except UnicodeDecodeError as error:
+        # The error's position is within the chunk; make it file-wide.
+        return UnicodeDecodeError(
+            "utf-8", data, offset + error.start, offset + error.end, error.reason
+        )
+
+    return None
+
+
+def _line_of(data: bytes, position: int) -> int:
+    return data.count(b"\n", 0, max(position, 0)) + 1
+
+
+def _line_of_decoded(data: bytes, position: int, codec: str) -> int:
+    # The bytes before the error decode cleanly; count lines in that text
+    # (for UTF-16 a byte count of b"\n" would be wrong).
+    try:
+        return data[:position].decode(codec).count("\n") + 1
+    except UnicodeDecodeError:
+        return _line_of(data, position)
+
+
+def _refuse_nul(data: bytes, name: str) -> None:
+    if b"\x00" in data:
+        raise InputUnreadableError(
+            f"{name} contains NUL bytes, so it is not CSV text (it may be UTF-16 "
+            "without a byte-order mark, or a binary file)",
+            hint='Save it from Excel as "CSV UTF-8" or "Unicode Text".',
+        )
+
+
+def _checked_text(text: str, name: str) -> str:
+    if "\x00" in text:
+        _refuse_nul(b"\x00", name)
+
+    return text
+
+
+# --- parsing -----------------------------------------------------------------
+
+
+def sniff_delimiter(utf8: bytes, *, prefer_tab: bool = False) -> str:
+    """Choose comma or tab from the header line: whichever it has more of.
+
+    Characters inside quotes do not count. A UTF-16 file (Excel's "Unicode
+    text") is tab-separated when its header holds any tab.
+    """
+    head = utf8[: utf8.find(b"\n")] if b"\n" in utf8 else utf8
+    commas = tabs = 0
+    quoted = False
+    for byte in head:
+        if byte == 0x22:
+            quoted = not quoted
+        elif not quoted and byte == 0x2C:
+            commas += 1
+        elif not quoted and byte == 0x09:
+            tabs += 1
+    if tabs and (prefer_tab or tabs > commas):
+        return "\t"
+
+    return ","
+
+
+def _header_width(utf8: bytes, delimiter: str) -> int:
+    decoder = codecs.getincrementaldecoder("utf-8")("strict")
+    head = decoder.decode(utf8[: 1 << 16], final=len(utf8) <= 1 << 16)
+    reader = csv.reader(io.StringIO(head, newline=""), delimiter=delimiter)
+
+    return len(next(reader, [""]))
+
+
+def parse_fast(utf8: bytes, delimiter: str) -> pd.DataFrame | None:
+    """Parse UTF-8 CSV bytes with pyarrow, every column as text.
+
+    Returns None when the file is not rectangular (or pyarrow cannot read
+    it otherwise): the caller then uses ``parse_exact``. Empty lines come
+    back as records of empty cells, as the csv module gives them.
+    """
+    width = _header_width(utf8, delimiter)
+    names = [f"f{i}" for i in range(width)]
+    try:
+        table = pacsv.read_csv(
+            pa.BufferReader(utf8),
+            read_options=pacsv.ReadOptions(column_names=names),
+            parse_options=pacsv.ParseOptions(
+                delimiter=delimiter,
+                quote_char='"',
+                double_quote=True,
+                escape_char=False,
+                newlines_in_values=True,
+                ignore_empty_lines=False,
+            ),
+            convert_options=pacsv.ConvertOptions(
+                column_types={name: pa.string() for name in names},
+                strings_can_be_null=False,
+                quoted_strings_can_be_null=False,
+                null_values=[],
+                true_values=[],
+                false_values=[],
+            ),
+        )
+    except (pa.ArrowInvalid, pa.ArrowException) as error:
+        logger.debug("pyarrow could not parse the file: %s", error)
+        return None
+    if table.num_columns != width:
+        return None
+
+    frame = table.to_pandas(types_mapper={pa.string(): TEXT}.get)
+    frame.columns = pd.RangeIndex(width)
+
+    return frame
+
+
+def parse_exact(text: str, delimiter: str) -> pd.DataFrame:
+    """Parse CSV text with the csv module; short records are padded with "".
+
+    This reads any file the csv module can, ragged or not; it is the
+    reference ``parse_fast`` is tested against.
+    """
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
+    records = list(reader)
+    width = max((len(record) for record in records), default=0)
+    if not records:
+        return pd.DataFrame({0: pd.Series([], dtype=TEXT)})
+
+    columns: dict[int, list[str]] = {i: [] for i in range(width)}
+    for record in records:
+        for i in range(width):
+            columns[i].append(record[i] if i < len(record) else "")
+
+    return pd.DataFrame(
+        {i: pd.Series(cells, dtype=TEXT) for i, cells in columns.items()}
+    )
+
+
+def _refuse_unclosed_quote(records: pd.DataFrame, utf8: bytes, name: str) -> None:
+    """Refuse a file whose last quoted cell runs to the end of the file.
+
+    An unclosed quote makes every later record part of one cell, so rows
+    would vanish into it without an error.
+    """
+    if records.empty:
+        return
+
+    last = records.iloc[-1].tolist()
+    cell = next((text for text in reversed(last) if text), "")
+    if "\n" not in cell and "\r" not in cell:
+        return
+    tail = cell.encode("utf-8")
+    start = len(utf8) - len(tail)
+    if utf8.endswith(tail) and start > 0 and utf8[start - 1 : start] == b'"':
+        raise InputUnreadableError(
+            f"{name}: a quoted cell that opens on line {_line_of(utf8, start)} "
+            "is never closed, so everything after it would be read as one cell",
+            hint='Check the double quotes (") on that line.',
+        )
+
+
+def drop_guard_apostrophes(records: pd.DataFrame) -> pd.DataFrame:
+    """Drop the apostrophe popbatch's CSV output puts before = + - @ TAB CR.
+
+    Only an apostrophe followed by one of those characters (or their
+    full-width forms) is dropped, so popbatch's own retry file reads back
+    exactly; any other apostrophe is text and stays.
+    """
+    result = records
+    for column in records.columns:
+        series = records[column]
+        quoted = np.flatnonzero(series.str.startswith("'").to_numpy(dtype=bool))
+        if not len(quoted):
+            continue
+        guarded = np.zeros(len(series), dtype=bool)
+        guarded[quoted] = (
+            series.iloc[quoted]
+            .str.match(_APOSTROPHE_PATTERN)
+            .to_numpy(dtype=bool, na_value=False)
+        )
+        if guarded.any():
+            if result is records:
+                result = records.copy()
+            fixed = series.copy()
+            fixed[guarded] = series[guarded].str.slice(1)
+            result[column] = fixed
+
+    return result

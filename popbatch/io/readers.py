@@ -1,0 +1,476 @@
+"""Reading an input file into an InputTable: every cell as text, with row numbers.
+
+``read_input`` is the one entry point. It picks the reader from the file's
+name and checks the bytes agree (a CSV saved as .xlsx, a legacy .xls),
+then finds the header row, the data rows and the blank rows between them,
+the same way for CSV and Excel:
+
+- the header is the first row with any text (an Excel title row merged
+  across columns above it is skipped, and noted);
+- data rows run to the last row with any text: blank or formatting-only
+  rows after it are ignored, however many the sheet claims;
+- a blank row between data rows is listed in ``blank_rows``: it is not an
+  order, and validation reports it as a notice.
+
+Row numbers are those a person sees in Excel (the header is usually row 1).
+Nothing here decides which column is which: typed-cell facts of Excel are
+recorded for every column as CellProblems, and ``popbatch.schema`` keeps
+those of the columns it reads.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Literal
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+
+from popbatch.errors import InputUnreadableError, UsageError
+from popbatch.io.csvfile import TEXT, read_csv_records
+from popbatch.io.normalise import column_letter, display_header
+from popbatch.io.xlsx import (
+    CellNote,
+    Merge,
+    SheetContent,
+    read_workbook,
+    refuse_not_a_workbook,
+)
+
+logger = logging.getLogger(__name__)
+
+_WORKBOOK_SUFFIXES = frozenset({".xlsx", ".xlsm", ".xltx", ".xltm"})
+
+
+@dataclass(frozen=True, slots=True)
+class CellProblem:
+    """What an Excel cell's type says against reading it as text.
+
+    Args:
+        row: spreadsheet row number (the header is row 1).
+        column: 0-based position in the header row.
+        reason: snake_case: ``date_cell``, ``error_cell``,
+            ``formula_without_value``, ``number_format_hides_digits``,
+            ``number_too_long``, ``boolean_cell``, ``merged_cells``.
+        message: a full sentence naming the header text and the value.
+    """
+
+    row: int
+    column: int
+    reason: str
+    message: str
+
+
+@dataclass(frozen=True)
+class InputTable:
+    """An input file as read: header, cells as text, row numbers, cell facts.
+
+    Args:
+        sha256: hex digest of the file's bytes.
+        encoding: CSV only: the codec used ("utf-8", "utf-8-sig", "utf-16",
+            "cp932").
+        delimiter: CSV only: "," or "\\t".
+        sheet: Excel only: the sheet read.
+        sheets: Excel only: every sheet's name, in the workbook's order.
+        headers: the header cells exactly as read (not trimmed).
+        cells: one row per data row, columns 0..n-1 by position, every cell
+            text ("" when empty), RangeIndex.
+        row_numbers: int64, the spreadsheet row of each row of ``cells``.
+        problems: typed-cell problems of every column (Excel only).
+        blank_rows: blank rows between data rows: reported, not orders.
+        notes: facts to log, such as "sheet 'orders' (first of 2)" or
+            "encoding: cp932".
+        hidden_rows: data rows that Excel hides (filtered or hidden); they
+            are read like any other row.
+        header_row: the spreadsheet row of the header.
+    """
+
+    path: Path
+    kind: Literal["csv", "xlsx"]
+    sha256: str
+    encoding: str | None
+    delimiter: str | None
+    sheet: str | None
+    sheets: tuple[str, ...]
+    headers: tuple[str, ...]
+    cells: pd.DataFrame
+    row_numbers: np.ndarray
+    problems: tuple[CellProblem, ...]
+    blank_rows: tuple[int, ...]
+    notes: tuple[str, ...] = ()
+    hidden_rows: tuple[int, ...] = ()
+    header_row: int = 1
+
+    def header_label(self, column: int) -> str:
+        """Return how messages name a column: its trimmed header, or its letter."""
+        header = (
+            display_header(self.headers[column]) if column < len(self.headers) else ""
+        )
+        return header or f"column {column_letter(column)}"
+
+    def row_number(self, index: int) -> int:
+        """Return the spreadsheet row of the ``cells`` row at ``index``."""
+        return int(self.row_numbers[index])
+
+
+def read_input(
+    path: Path, *, sheet: str | None = None, encoding: str | None = None
+) -> InputTable:
+    """Read a CSV or Excel file into an InputTable.
+
+    Args:
+        sheet: Excel only: the sheet to read (default: the first visible).
+        encoding: CSV only: the encoding to use instead of detecting it.
+
+    Raises:
+        InputUnreadableError: the file is missing, cannot be decoded, is a
+            legacy .xls, is CSV under an Excel name, or has no such sheet.
+        UsageError: ``sheet`` given for a CSV file, ``encoding`` for a
+            workbook, or an encoding Python does not know.
+    """
+    data = _read_bytes(path)
+    digest = hashlib.sha256(data).hexdigest()
+    suffix = path.suffix.lower()
+
+    if suffix in _WORKBOOK_SUFFIXES or (
+        suffix == ".xls" and data.startswith(b"PK\x03\x04")
+    ):
+        if encoding is not None:
+            raise UsageError(
+                f"--encoding applies to CSV files; {path.name} is an Excel workbook"
+            )
+        return _read_xlsx(path, data, digest, sheet)
+    if suffix in (".xls", ".xlsb", ".ods"):
+        raise _refuse_other_workbook(path.name, suffix, data)
+    if sheet is not None:
+        raise UsageError(
+            f"--sheet applies to Excel workbooks; {path.name} is read as CSV"
+        )
+
+    return _read_csv(path, data, digest, encoding)
+
+
+def _read_bytes(path: Path) -> bytes:
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        raise InputUnreadableError(
+            f"{path} does not exist", hint="Check the file's name and folder."
+        ) from None
+    except IsADirectoryError:
+        raise InputUnreadableError(f"{path} is a folder, not a file") from None
+    except PermissionError:
+        raise InputUnreadableError(
+            f"{path} cannot be read: permission denied"
+        ) from None
+    except OSError as error:
+        raise InputUnreadableError(f"{path} cannot be read: {error.strerror}") from None
+    if not data:
+        raise InputUnreadableError(f"{path.name} is empty")
+
+    return data
+
+
+def _refuse_other_workbook(name: str, suffix: str, data: bytes) -> InputUnreadableError:
+    if suffix == ".xlsb":
+        return InputUnreadableError(
+            f"{name}: Excel binary workbooks (.xlsb) are not supported; open it in "
+            "Excel and save as .xlsx (or CSV UTF-8)"
+        )
+    if suffix == ".ods":
+        return InputUnreadableError(
+            f"{name}: OpenDocument spreadsheets (.ods) are not supported; save it "
+            "as .xlsx (or CSV UTF-8)"
+        )
+
+    return refuse_not_a_workbook(data, name)
+
+
+# --- CSV ---------------------------------------------------------------------
+
+
+def _read_csv(path: Path, data: bytes, digest: str, encoding: str | None) -> InputTable:
+    parsed = read_csv_records(data, path.name, encoding)
+    records = parsed.records
+    numbers = np.arange(1, len(records) + 1, dtype=np.int64)
+    layout = _Layout.of(records, numbers, path.name, skip=frozenset())
+    delimiter = "tab" if parsed.delimiter == "\t" else "comma"
+    logger.info(
+        "read %s: encoding=%s delimiter=%s rows=%d",
+        path.name,
+        parsed.encoding,
+        delimiter,
+        len(layout.cells),
+    )
+
+    return InputTable(
+        path=path,
+        kind="csv",
+        sha256=digest,
+        encoding=parsed.encoding,
+        delimiter=parsed.delimiter,
+        sheet=None,
+        sheets=(),
+        headers=layout.headers,
+        cells=layout.cells,
+        row_numbers=layout.row_numbers,
+        problems=(),
+        blank_rows=layout.blank_rows,
+        notes=(f"encoding: {parsed.encoding}", f"delimiter: {delimiter}"),
+        header_row=layout.header_row,
+    )
+
+
+# --- Excel -------------------------------------------------------------------
+
+
+def _read_xlsx(path: Path, data: bytes, digest: str, sheet: str | None) -> InputTable:
+    content = read_workbook(data, path.name, sheet)
+    frame = _frame_of_rows(content.rows)
+    numbers = np.asarray(content.row_numbers, dtype=np.int64)
+    titles = _title_rows(content)
+    layout = _Layout.of(frame, numbers, path.name, skip=frozenset(titles))
+
+    data_rows = set(layout.row_numbers.tolist())
+    labels = [_label(layout.headers, i) for i in range(len(layout.headers))]
+    problems = [
+        _cell_problem(note, labels)
+        for note in content.notes
+        if note.row in data_rows and note.column < len(labels)
+    ]
+    problems += _merge_problems(content.merges, layout.header_row, data_rows, labels)
+    problems.sort(key=lambda problem: (problem.row, problem.column))
+
+    notes = [content.note]
+    notes += [
+        f"row {number} skipped as a title (merged {ref})"
+        for number, ref in titles.items()
+    ]
+    hidden = tuple(number for number in content.hidden_rows if number in data_rows)
+    logger.info("read %s: %s rows=%d", path.name, content.note, len(layout.cells))
+
+    return InputTable(
+        path=path,
+        kind="xlsx",
+        sha256=digest,
+        encoding=None,
+        delimiter=None,
+        sheet=content.sheet,
+        sheets=content.sheets,
+        headers=layout.headers,
+        cells=layout.cells,
+        row_numbers=layout.row_numbers,
+        problems=tuple(problems),
+        blank_rows=layout.blank_rows,
+        notes=tuple(notes),
+        hidden_rows=hidden,
+        header_row=layout.header_row,
+    )
+
+
+def _frame_of_rows(rows: list[list[str]]) -> pd.DataFrame:
+    width = max((len(values) for values in rows), default=1)
+    columns = itertools.zip_longest(*rows, fillvalue="") if rows else [()] * width
+
+    return pd.DataFrame(
+        {i: pd.Series(list(cells), dtype=TEXT) for i, cells in enumerate(columns)}
+    )
+
+
+def _title_rows(content: SheetContent) -> dict[int, str]:
+    """Find title rows above the header: each text in a merge across columns."""
+    anchors = {
+        (merge.first_row, merge.first_column): merge.ref
+        for merge in content.merges
+        if merge.last_column > merge.first_column
+    }
+    titles: dict[int, str] = {}
+    for number, values in zip(content.row_numbers, content.rows, strict=True):
+        filled = [column for column, text in enumerate(values) if text.strip()]
+        if not filled:
+            continue
+        if not all((number, column) in anchors for column in filled):
+            break
+        titles[number] = ", ".join(anchors[(number, column)] for column in filled)
+
+    return titles
+
+
+def _label(headers: tuple[str, ...], column: int) -> str:
+    return display_header(headers[column]) or f"column {column_letter(column)}"
+
+
+def date_cell_message(label: str, value: str, column: int, *, noun: str) -> str:
+    """Say that a cell holds a date; ``noun`` is what was typed ("id", "value")."""
+    return (
+        f"{label} cell holds a date ({value}), so Excel converted what was typed; "
+        f"the original {noun} cannot be recovered. Format column "
+        f"{column_letter(column)} as Text and re-enter it."
+    )
+
+
+def _cell_problem(note: CellNote, labels: list[str]) -> CellProblem:
+    label = labels[note.column]
+    letter = column_letter(note.column)
+    reason = note.reason
+    if reason == "date_cell":
+        message = date_cell_message(label, note.value, note.column, noun="value")
+    elif reason == "error_cell":
+        message = (
+            f"{label} cell holds the Excel error {note.value}, not a value; fix the "
+            f"cell in column {letter} and save the file again."
+        )
+    elif reason == "formula_without_value":
+        message = (
+            f"{label} cell holds a formula ({note.value}) with no saved result; "
+            "open the file in Excel, let it calculate, and save it again."
+        )
+    elif reason == "boolean_cell":
+        message = (
+            f"{label} cell holds {note.value} (a TRUE/FALSE cell), not text. "
+            f"Format column {letter} as Text and re-enter it."
+        )
+    elif reason == "number_too_long":
+        message = (
+            f"{label} is a number cell with more than 15 digits ({note.value}); "
+            "Excel keeps only 15, so the id has already been changed. Format the "
+            "column as Text and re-enter the id."
+        )
+    elif note.detail == "leading_zeros":
+        message = (
+            f"{label} is a number cell ({note.value}) displayed with format "
+            f"{note.number_format}; the stored value has no leading zeros. Format "
+            "the column as Text and re-enter the id."
+        )
+    else:
+        message = (
+            f"{label} is a number cell ({note.value}) displayed with format "
+            f"{note.number_format}, which shows it differently from the stored "
+            "number. Format the column as Text and re-enter the id."
+        )
+
+    return CellProblem(note.row, note.column, reason, message)
+
+
+def _merge_problems(
+    merges: list[Merge], header_row: int, data_rows: set[int], labels: list[str]
+) -> list[CellProblem]:
+    """Name the merged range in every data-row cell it covers.
+
+    A merge shows one value for several rows; only its first cell holds
+    it, so the others read as blank. Merges in the header row or above it
+    do not touch orders and are left alone.
+    """
+    problems: list[CellProblem] = []
+    for merge in merges:
+        if merge.last_row <= header_row:
+            continue
+        rows = range(max(merge.first_row, header_row + 1), merge.last_row + 1)
+        covered = sorted(data_rows.intersection(rows))
+        for column in range(
+            merge.first_column, min(merge.last_column + 1, len(labels))
+        ):
+            message = (
+                f"{labels[column]} is in merged cells {merge.ref}; "
+                "unmerge and fill each row"
+            )
+            problems.extend(
+                CellProblem(row, column, "merged_cells", message) for row in covered
+            )
+
+    return problems
+
+
+# --- layout ------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class _Layout:
+    """Where the header, the data rows and the blank rows between them are."""
+
+    headers: tuple[str, ...]
+    header_row: int
+    cells: pd.DataFrame
+    row_numbers: np.ndarray
+    blank_rows: tuple[int, ...]
+
+    @classmethod
+    def of(
+        cls,
+        frame: pd.DataFrame,
+        numbers: np.ndarray,
+        name: str,
+        *,
+        skip: frozenset[int],
+    ) -> _Layout:
+        """Lay out records (``numbers`` their rows; missing rows are blank).
+
+        Raises:
+            InputUnreadableError: no row has any text.
+        """
+        filled = _filled_rows(frame)
+        positions = np.flatnonzero(filled)
+        candidates = [p for p in positions[: len(skip) + 1] if numbers[p] not in skip]
+        if not candidates:
+            raise InputUnreadableError(f"{name} has no header row: it holds no text")
+
+        header = int(candidates[0])
+        data = positions[positions > header]
+        width = _width(frame, header, data)
+        headers = tuple(frame.iloc[header, :width].tolist())
+        cells = _take(frame, data, width)
+        row_numbers = numbers[data].astype(np.int64)
+        header_row = int(numbers[header])
+        if len(data):
+            span = np.arange(header_row + 1, int(row_numbers[-1]) + 1, dtype=np.int64)
+            blank = np.setdiff1d(span, row_numbers, assume_unique=True)
+        else:
+            blank = np.array([], dtype=np.int64)
+
+        return cls(headers, header_row, cells, row_numbers, tuple(blank.tolist()))
+
+
+def _has_text(series: pd.Series) -> npt.NDArray[np.bool_]:
+    """Tell which cells hold more than spaces."""
+    has_text = series.str.len().gt(0) & ~series.str.isspace()
+    result: npt.NDArray[np.bool_] = has_text.to_numpy(dtype=bool, na_value=False)
+    return result
+
+
+def _filled_rows(frame: pd.DataFrame) -> npt.NDArray[np.bool_]:
+    """Tell which rows hold any text; later columns are read for the rest only."""
+    filled = np.zeros(len(frame), dtype=bool)
+    for column in frame.columns:
+        rest = np.flatnonzero(~filled)
+        if not len(rest):
+            break
+        series = frame[column] if len(rest) == len(frame) else frame[column].iloc[rest]
+        filled[rest] = _has_text(series)
+
+    return filled
+
+
+def _width(frame: pd.DataFrame, header: int, data: npt.NDArray[np.intp]) -> int:
+    """Drop trailing columns that have neither a header nor any data."""
+    width = len(frame.columns)
+    while width > 1:
+        column = frame[frame.columns[width - 1]]
+        if _has_text(column.iloc[[header]]).any() or _has_text(column.iloc[data]).any():
+            break
+        width -= 1
+
+    return width
+
+
+def _take(frame: pd.DataFrame, data: np.ndarray, width: int) -> pd.DataFrame:
+    if len(data) and data[-1] - data[0] + 1 == len(data):
+        cells = frame.iloc[int(data[0]) : int(data[-1]) + 1, :width]
+    else:
+        cells = frame.iloc[data, :width]
+
+    return cells.reset_index(drop=True)

@@ -1,0 +1,718 @@
+"""A streaming reader of Excel workbooks (.xlsx, .xlsm) that keeps cell types.
+
+popbatch reads the OOXML parts itself, with zipfile and ElementTree's
+iterparse, because the readers at hand each lose something it needs:
+pandas and calamine drop number formats and tell error cells from text
+poorly; openpyxl's read-only mode takes many seconds for 100,000 rows and
+cannot see merged cells. What is read: the workbook (sheet names and
+parts), the shared strings (without the furigana runs Japanese Excel
+stores beside them), the styles (number format of each cell style), the
+sheet's cells with their types and cached formula results, and its merged
+ranges.
+
+This module only turns cells into text and notes what their types say
+(a date, an error, a formula without a result...). Which of those facts
+rejects a row depends on the column, which ``popbatch.schema`` decides.
+"""
+
+from __future__ import annotations
+
+import io
+import math
+import posixpath
+import re
+import zipfile
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from decimal import Decimal
+from functools import lru_cache
+from typing import IO
+from xml.etree import ElementTree
+
+from popbatch.errors import InputUnreadableError
+
+_MAIN_NAMESPACES = (
+    "http://schemas.openxmlformats.org/spreadsheetml/2006/main",
+    "http://purl.oclc.org/ooxml/spreadsheetml/main",  # "Strict Open XML"
+)
+_RELATIONSHIP_ATTRIBUTES = (
+    "{http://schemas.openxmlformats.org/officeDocument/2006/relationships}id",
+    "{http://purl.oclc.org/ooxml/officeDocument/relationships}id",
+)
+_PACKAGE_RELATIONSHIP = "{http://schemas.openxmlformats.org/package/2006/relationships}"
+
+# Excel keeps 15 significant digits of a number: longer ids typed as
+# numbers have already lost their last digits.
+SIGNIFICANT_DIGITS = 15
+
+# Built-in number formats that Excel does not write out (ECMA-376, 18.8.30).
+# 5-8, 23-36 and 50-58 depend on the locale; in Japanese Excel 27-36 and
+# 50-58 are dates (年 月 日, era years) and 5-8 are yen currency.
+_BUILTIN_FORMATS = {
+    0: "General",
+    1: "0",
+    2: "0.00",
+    3: "#,##0",
+    4: "#,##0.00",
+    5: '"¥"#,##0;"¥"-#,##0',
+    6: '"¥"#,##0;[Red]"¥"-#,##0',
+    7: '"¥"#,##0.00;"¥"-#,##0.00',
+    8: '"¥"#,##0.00;[Red]"¥"-#,##0.00',
+    9: "0%",
+    10: "0.00%",
+    11: "0.00E+00",
+    12: "# ?/?",
+    13: "# ??/??",
+    14: "yyyy/m/d",
+    15: "d-mmm-yy",
+    16: "d-mmm",
+    17: "mmm-yy",
+    18: "h:mm AM/PM",
+    19: "h:mm:ss AM/PM",
+    20: "h:mm",
+    21: "h:mm:ss",
+    22: "yyyy/m/d h:mm",
+    37: "#,##0 ;(#,##0)",
+    38: "#,##0 ;[Red](#,##0)",
+    39: "#,##0.00;(#,##0.00)",
+    40: "#,##0.00;[Red](#,##0.00)",
+    45: "mm:ss",
+    46: "[h]:mm:ss",
+    47: "mm:ss.0",
+    48: "##0.0E+0",
+    49: "@",
+}
+_BUILTIN_DATES = frozenset({*range(14, 23), *range(27, 37), 45, 46, 47, *range(50, 59)})
+
+
+@dataclass(frozen=True, slots=True)
+class CellNote:
+    """What a cell's type says, for the reader to turn into a CellProblem.
+
+    Args:
+        row: spreadsheet row number.
+        column: 0-based column position.
+        reason: ``date_cell``, ``error_cell``, ``formula_without_value``,
+            ``boolean_cell``, ``number_too_long`` or
+            ``number_format_hides_digits``.
+        value: the cell as read (a date as ISO text, an error as #DIV/0!).
+        detail: for ``number_format_hides_digits``, ``leading_zeros`` when
+            the format pads the number with zeros, else ``other``.
+        number_format: the cell's number format code, where it matters.
+    """
+
+    row: int
+    column: int
+    reason: str
+    value: str
+    detail: str = ""
+    number_format: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Merge:
+    """A merged range: rows 1-based, columns 0-based, as written (D2:D4)."""
+
+    ref: str
+    first_row: int
+    first_column: int
+    last_row: int
+    last_column: int
+
+
+@dataclass(slots=True)
+class SheetContent:
+    """The cells of one sheet as text, with their notes, merges and hidden rows.
+
+    Args:
+        row_numbers: the spreadsheet row of each entry of ``rows``; rows
+            without any cell text are not listed.
+        rows: the cell texts of each row, by column position ("" between).
+    """
+
+    sheet: str
+    sheets: tuple[str, ...]
+    note: str
+    row_numbers: list[int] = field(default_factory=list)
+    rows: list[list[str]] = field(default_factory=list)
+    notes: list[CellNote] = field(default_factory=list)
+    merges: list[Merge] = field(default_factory=list)
+    hidden_rows: list[int] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class _SheetEntry:
+    name: str
+    part: str | None  # None: not a worksheet (a chart sheet, a dialog sheet)
+    visible: bool
+
+
+def read_workbook(data: bytes, name: str, sheet: str | None) -> SheetContent:
+    """Read one sheet of a workbook's bytes: the first visible one by default.
+
+    Raises:
+        InputUnreadableError: not a zip workbook, a damaged part, or no
+            such sheet.
+    """
+    try:
+        archive = zipfile.ZipFile(io.BytesIO(data))
+    except zipfile.BadZipFile:
+        raise refuse_not_a_workbook(data, name) from None
+
+    with archive:
+        try:
+            return _Workbook(archive, name).read(sheet)
+        except ElementTree.ParseError as error:
+            raise InputUnreadableError(
+                f"{name}: the workbook is damaged (invalid XML: {error}); "
+                "open it in Excel and save it again"
+            ) from None
+        except (
+            zipfile.BadZipFile,
+            EOFError,
+            KeyError,
+            IndexError,
+            ValueError,
+        ) as error:
+            raise InputUnreadableError(
+                f"{name}: the workbook is damaged ({error}); "
+                "open it in Excel and save it again"
+            ) from None
+
+
+def refuse_not_a_workbook(data: bytes, name: str) -> InputUnreadableError:
+    """Return the one-line error for bytes under an Excel name that are no .xlsx."""
+    suffix = name.rsplit(".", 1)[-1].lower() if "." in name else "xlsx"
+    if data.startswith(b"\xd0\xcf\x11\xe0"):
+        if "EncryptedPackage".encode("utf-16-le") in data:
+            return InputUnreadableError(
+                f"{name} is password-protected; remove the password in Excel "
+                "(File > Info > Protect Workbook) and save it again"
+            )
+        return InputUnreadableError(
+            f"{name}: legacy Excel 97-2003 .xls is not supported; open it in "
+            "Excel and save as .xlsx (or CSV UTF-8)"
+        )
+    head = data[:4096].lstrip()
+    if head[:1] == b"<" and (b"<html" in head.lower() or b"<table" in head.lower()):
+        return InputUnreadableError(
+            f"{name}: this .{suffix} file is a web page (HTML), not an Excel "
+            "workbook; open it in Excel and save as .xlsx (or CSV UTF-8)"
+        )
+    if _looks_like_text(data[:4096]):
+        return InputUnreadableError(
+            f"{name}: this .{suffix} file is not an Excel workbook (it looks like "
+            "CSV text); rename it to .csv or save it again from Excel"
+        )
+
+    return InputUnreadableError(
+        f"{name}: this .{suffix} file is not an Excel workbook (it is not a zip "
+        "archive); save it again from Excel as .xlsx"
+    )
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    for codec in ("utf-8", "cp932"):
+        try:
+            head.decode(codec)
+        except UnicodeDecodeError as error:
+            # A character cut at the end of the sample is still text.
+            if error.start >= len(head) - 3:
+                return True
+            continue
+        return True
+
+    return False
+
+
+class _Workbook:
+    """The parts of one open workbook, read as far as one sheet needs."""
+
+    def __init__(self, archive: zipfile.ZipFile, name: str) -> None:
+        self.archive = archive
+        self.name = name
+        self.members = set(archive.namelist())
+        self.workbook_part = self._workbook_part()
+
+    def _workbook_part(self) -> str:
+        part = "xl/workbook.xml"
+        if "_rels/.rels" in self.members:
+            for kind, target in self._relationships("_rels/.rels", "").values():
+                if kind.endswith("/officeDocument"):
+                    part = target
+        if part not in self.members:
+            what = (
+                "an OpenDocument spreadsheet (.ods)"
+                if "mimetype" in self.members
+                else "a zip archive"
+            )
+            raise InputUnreadableError(
+                f"{self.name} is {what}, not an Excel workbook; save it as .xlsx "
+                "(or CSV UTF-8)"
+            )
+
+        return part
+
+    def _relationships(self, part: str, base: str) -> dict[str, tuple[str, str]]:
+        """Map relationship id -> (type, target part) of a .rels part."""
+        found: dict[str, tuple[str, str]] = {}
+        with self.archive.open(part) as stream:
+            for _, element in ElementTree.iterparse(stream):
+                if element.tag == f"{_PACKAGE_RELATIONSHIP}Relationship":
+                    target = element.get("Target", "")
+                    if element.get("TargetMode") == "External":
+                        continue
+                    if target.startswith("/"):
+                        target = target[1:]
+                    else:
+                        target = posixpath.normpath(posixpath.join(base, target))
+                    found[element.get("Id", "")] = (element.get("Type", ""), target)
+
+        return found
+
+    def read(self, sheet: str | None) -> SheetContent:
+        base = posixpath.dirname(self.workbook_part)
+        rels_part = f"{base}/_rels/{posixpath.basename(self.workbook_part)}.rels"
+        rels = self._relationships(rels_part, base) if rels_part in self.members else {}
+        entries, namespace, date1904 = self._sheets(rels)
+        chosen, note = self._choose(entries, sheet)
+        if chosen.part is None or chosen.part not in self.members:
+            raise InputUnreadableError(
+                f"{self.name}: sheet {chosen.name!r} is not a sheet of cells "
+                "(a chart or dialog sheet)",
+                hint="Name a sheet of rows with --sheet.",
+            )
+
+        parts = {kind.rsplit("/", 1)[-1]: target for kind, target in rels.values()}
+        tags = _Tags(namespace)
+        shared = self._shared_strings(parts.get("sharedStrings"), tags)
+        styles = self._styles(parts.get("styles"), tags)
+        content = SheetContent(chosen.name, tuple(e.name for e in entries), note)
+        with self.archive.open(chosen.part) as stream:
+            _SheetReader(content, tags, shared, styles, date1904).read(stream)
+
+        return content
+
+    def _sheets(
+        self, rels: dict[str, tuple[str, str]]
+    ) -> tuple[list[_SheetEntry], str, bool]:
+        with self.archive.open(self.workbook_part) as stream:
+            root = ElementTree.parse(stream).getroot()
+        namespace = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
+        if namespace not in _MAIN_NAMESPACES:
+            namespace = _MAIN_NAMESPACES[0]
+        ns = f"{{{namespace}}}"
+        properties = root.find(f"{ns}workbookPr")
+        date1904 = properties is not None and properties.get("date1904") in (
+            "1",
+            "true",
+        )
+
+        entries = []
+        for element in root.iter(f"{ns}sheet"):
+            rel_id = next(
+                (element.get(a) for a in _RELATIONSHIP_ATTRIBUTES if element.get(a)),
+                "",
+            )
+            kind, target = rels.get(rel_id or "", ("", ""))
+            part = target if kind.endswith("/worksheet") else None
+            visible = element.get("state", "visible") == "visible"
+            entries.append(_SheetEntry(element.get("name", ""), part, visible))
+
+        return entries, namespace, date1904
+
+    def _choose(
+        self, entries: list[_SheetEntry], sheet: str | None
+    ) -> tuple[_SheetEntry, str]:
+        if not entries:
+            raise InputUnreadableError(f"{self.name}: the workbook has no sheets")
+        if sheet is not None:
+            for entry in entries:
+                if entry.name == sheet:
+                    return entry, f"sheet {sheet!r} (given by --sheet)"
+            found = ", ".join(repr(entry.name) for entry in entries)
+            raise InputUnreadableError(
+                f"{self.name} has no sheet {sheet!r} (found {found})",
+                hint="Try --sheet with one of those names.",
+            )
+
+        sheets = [entry for entry in entries if entry.part is not None]
+        visible = [entry for entry in sheets if entry.visible]
+        if visible and visible[0] is not entries[0]:
+            first = visible[0]
+            return first, f"sheet {first.name!r} (first visible of {len(entries)})"
+        first = (visible or sheets or entries)[0]
+
+        return first, f"sheet {first.name!r} (first of {len(entries)})"
+
+    def _shared_strings(self, part: str | None, tags: _Tags) -> list[str]:
+        if part is None or part not in self.members:
+            return []
+
+        strings: list[str] = []
+        with self.archive.open(part) as stream:
+            for _, element in ElementTree.iterparse(stream):
+                if element.tag == tags.si:
+                    strings.append(_rich_text(element, tags))
+                    element.clear()
+
+        return strings
+
+    def _styles(self, part: str | None, tags: _Tags) -> _Styles:
+        if part is None or part not in self.members:
+            return _Styles([])
+
+        with self.archive.open(part) as stream:
+            root = ElementTree.parse(stream).getroot()
+        custom = {
+            int(element.get("numFmtId", "0")): element.get("formatCode", "")
+            for element in root.iter(tags.num_fmt)
+        }
+        codes = []
+        cell_xfs = root.find(tags.cell_xfs)
+        for xf in cell_xfs.iter(tags.xf) if cell_xfs is not None else ():
+            format_id = int(xf.get("numFmtId", "0"))
+            code = custom.get(format_id, _BUILTIN_FORMATS.get(format_id))
+            is_date = format_id in _BUILTIN_DATES or (
+                format_id in custom and is_date_format(custom[format_id])
+            )
+            codes.append((code if code is not None else f"#{format_id}", is_date))
+
+        return _Styles(codes)
+
+
+class _Tags:
+    """The qualified tag names of one namespace, computed once."""
+
+    def __init__(self, namespace: str) -> None:
+        ns = f"{{{namespace}}}"
+        self.row = f"{ns}row"
+        self.c = f"{ns}c"
+        self.v = f"{ns}v"
+        self.f = f"{ns}f"
+        self.inline = f"{ns}is"
+        self.t = f"{ns}t"
+        self.r = f"{ns}r"
+        self.si = f"{ns}si"
+        self.merge = f"{ns}mergeCell"
+        self.num_fmt = f"{ns}numFmt"
+        self.cell_xfs = f"{ns}cellXfs"
+        self.xf = f"{ns}xf"
+
+
+_ESCAPED = re.compile(r"_x([0-9A-Fa-f]{4})_")
+
+
+def _rich_text(element: ElementTree.Element, tags: _Tags) -> str:
+    """Return the text of an <si> or <is>: its runs, without furigana (<rPh>)."""
+    parts: list[str] = []
+    for child in element:
+        if child.tag == tags.t:
+            parts.append(child.text or "")
+        elif child.tag == tags.r:
+            parts.extend(t.text or "" for t in child if t.tag == tags.t)
+    text = "".join(parts)
+
+    # OOXML writes characters XML cannot hold as _xHHHH_ (_x000D_ for CR).
+    return (
+        _ESCAPED.sub(lambda m: chr(int(m.group(1), 16)), text) if "_x" in text else text
+    )
+
+
+class _Styles:
+    """Number format code and date-ness of each cell style index."""
+
+    def __init__(self, codes: list[tuple[str, bool]]) -> None:
+        self.codes = codes
+
+    def code(self, style: int) -> str:
+        return self.codes[style][0] if style < len(self.codes) else "General"
+
+    def is_date(self, style: int) -> bool:
+        return style < len(self.codes) and self.codes[style][1]
+
+
+class _SheetReader:
+    """One pass over a sheet's XML, filling a SheetContent."""
+
+    def __init__(
+        self,
+        content: SheetContent,
+        tags: _Tags,
+        shared: list[str],
+        styles: _Styles,
+        date1904: bool,
+    ) -> None:
+        self.content = content
+        self.tags = tags
+        self.shared = shared
+        self.styles = styles
+        self.date1904 = date1904
+        self.digits_shown: dict[tuple[int, int], str] = {}
+
+    def read(self, stream: IO[bytes]) -> None:
+        tags = self.tags
+        row_number = 0
+        for _, element in ElementTree.iterparse(stream):
+            tag = element.tag
+            if tag == tags.row:
+                row_number = int(element.get("r") or row_number + 1)
+                self._row(element, row_number)
+                element.clear()
+            elif tag == tags.merge:
+                merge = parse_range(element.get("ref", ""))
+                if merge is not None:
+                    self.content.merges.append(merge)
+
+    def _row(self, row: ElementTree.Element, number: int) -> None:
+        values: list[str] = []
+        column = -1
+        for cell in row:
+            if cell.tag != self.tags.c:
+                continue
+            ref = cell.get("r")
+            column = column_of(ref) if ref else column + 1
+            text = self._cell(cell, number, column)
+            if text:
+                if column >= len(values):
+                    values.extend([""] * (column + 1 - len(values)))
+                values[column] = text
+        if values:
+            self.content.row_numbers.append(number)
+            self.content.rows.append(values)
+            if row.get("hidden") in ("1", "true"):
+                self.content.hidden_rows.append(number)
+
+    def _cell(self, cell: ElementTree.Element, row: int, column: int) -> str:
+        kind = cell.get("t", "n")
+        value: str | None = None
+        formula: str | None = None
+        for child in cell:
+            if child.tag == self.tags.v:
+                value = child.text or ""
+            elif child.tag == self.tags.f:
+                formula = child.text or ""
+            elif child.tag == self.tags.inline:
+                value = _rich_text(child, self.tags)
+
+        if value is None:
+            if formula is None:
+                return ""
+            text = f"={formula}"
+            self._note(row, column, "formula_without_value", text)
+            return text
+        if kind == "s":
+            return self.shared[int(value)]
+        if kind in ("str", "inlineStr"):
+            return value
+        if kind == "b":
+            text = "TRUE" if value.strip() in ("1", "true") else "FALSE"
+            self._note(row, column, "boolean_cell", text)
+            return text
+        if kind == "e":
+            self._note(row, column, "error_cell", value)
+            return value
+        if kind == "d":
+            text = value.removesuffix("T00:00:00").removesuffix("Z")
+            self._note(row, column, "date_cell", text)
+            return text
+
+        return self._number(value, int(cell.get("s") or 0), row, column)
+
+    def _number(self, value: str, style: int, row: int, column: int) -> str:
+        if not value.strip():
+            return ""
+        if self.styles.is_date(style):
+            text = serial_to_iso(value, date1904=self.date1904)
+            self._note(row, column, "date_cell", text)
+            return text
+
+        text, whole, too_long = number_text(value)
+        if too_long:
+            self._note(row, column, "number_too_long", text)
+        elif whole:
+            shown = self._digits_shown(style, len(text.lstrip("-")))
+            if shown:
+                code = self.styles.code(style)
+                self._note(row, column, "number_format_hides_digits", text, shown, code)
+
+        return text
+
+    def _digits_shown(self, style: int, digits: int) -> str:
+        """Return "" if the style shows a whole number's own digits, else why not."""
+        key = (style, digits)
+        if key not in self.digits_shown:
+            self.digits_shown[key] = format_hides_digits(
+                self.styles.code(style), digits
+            )
+
+        return self.digits_shown[key]
+
+    def _note(
+        self,
+        row: int,
+        column: int,
+        reason: str,
+        value: str,
+        detail: str = "",
+        number_format: str = "",
+    ) -> None:
+        self.content.notes.append(
+            CellNote(row, column, reason, value, detail, number_format)
+        )
+
+
+# --- cell references -----------------------------------------------------------
+
+
+@lru_cache(maxsize=4096)
+def _letters_to_index(letters: str) -> int:
+    index = 0
+    for char in letters.upper():
+        index = index * 26 + ord(char) - 64
+
+    return index - 1
+
+
+def column_of(ref: str) -> int:
+    """Return the 0-based column of a cell reference such as ``AB12``."""
+    return _letters_to_index(ref.rstrip("0123456789$").replace("$", ""))
+
+
+def _row_of(ref: str) -> int:
+    digits = ref[len(ref.rstrip("0123456789")) :]
+    return int(digits) if digits else 0
+
+
+def parse_range(ref: str) -> Merge | None:
+    """Parse a merged range such as ``D2:D4``; None for one cell or nonsense."""
+    if ":" not in ref:
+        return None
+    first, last = ref.replace("$", "").split(":", 1)
+    if not re.fullmatch(r"[A-Za-z]+[0-9]+", first) or not re.fullmatch(
+        r"[A-Za-z]+[0-9]+", last
+    ):
+        return None
+
+    return Merge(
+        ref,
+        min(_row_of(first), _row_of(last)),
+        min(column_of(first), column_of(last)),
+        max(_row_of(first), _row_of(last)),
+        max(column_of(first), column_of(last)),
+    )
+
+
+# --- numbers, formats and dates -------------------------------------------------
+
+
+def number_text(value: str) -> tuple[str, bool, bool]:
+    """Return a number cell's text, whether it is whole, and whether it is too long.
+
+    A whole number is written without ``.0`` (10000.0 -> "10000"); others
+    as Excel shows them, to 15 significant digits. A whole number of more
+    than 15 digits is shown rounded to the 15 digits Excel kept, and
+    flagged: its last digits are gone.
+    """
+    try:
+        number = float(value)
+    except ValueError:
+        return value, False, False
+    if not math.isfinite(number):
+        return value, False, False
+    if not number.is_integer():
+        return format(number, ".15g"), False, False
+    if abs(number) < 10**SIGNIFICANT_DIGITS:
+        return str(int(number)), True, False
+
+    return str(int(Decimal(format(number, f".{SIGNIFICANT_DIGITS}g")))), True, True
+
+
+_QUOTED = re.compile(r'"[^"]*"')
+_BRACKETS = re.compile(r"\[[^\]]*\]")
+_ELAPSED = re.compile(r"\[(h+|m+|s+)\]", re.IGNORECASE)
+_COLOURS = re.compile(
+    r"\[(black|blue|cyan|green|magenta|red|white|yellow|color ?[0-9]+|\$-[0-9a-f]+)\]",
+    re.IGNORECASE,
+)
+
+
+def is_date_format(code: str) -> bool:
+    """Tell whether a number format code shows dates or times (yyyy, m, d, h, s...)."""
+    if _ELAPSED.search(code):
+        return True
+    body = _BRACKETS.sub("", _QUOTED.sub("", code))
+    body = re.sub(r"\\.|_.|\*.", "", body)
+    body = re.sub(r"general", "", body, flags=re.IGNORECASE)
+    body = re.sub(r"[eE][+\-]", "", body)
+
+    # y m d h s are Excel's date and time letters; g and e are Japanese era
+    # names and years (ggge), b Buddhist years; AM/PM makes a time.
+    return bool(re.search(r"[ymdhsgeb]|am/pm|a/p", body, re.IGNORECASE))
+
+
+def _section(code: str, negative: bool) -> str:
+    sections = re.split(r';(?=(?:[^"]*"[^"]*")*[^"]*$)', code)
+    return sections[1] if negative and len(sections) > 1 else sections[0]
+
+
+def format_hides_digits(code: str, digits: int) -> str:
+    """Tell how a number format changes how a whole number's digits show.
+
+    Returns "" when the cell shows its own digits (General, ``0``,
+    ``#,##0``, text ``@``), ``leading_zeros`` when the format pads it with
+    zeros (``000000``), or ``other`` when it shows other characters
+    (decimals, a currency sign, literal text, a percent sign).
+    """
+    body = _section(code, negative=False)
+    if body.strip().casefold() in ("general", "@", ""):
+        return ""
+
+    body = _COLOURS.sub("", body)
+    body = re.sub(r"_.|\*.", "", body)  # padding and fill characters
+    body = body.replace(" ", "")
+    if body.casefold() in ("general", "@"):
+        return ""
+    if not re.fullmatch(r"[0#?,]*[0#?]", body):
+        return "other"
+    if body.count("0") > digits:
+        return "leading_zeros"
+
+    return ""
+
+
+_EPOCH_1900 = datetime(1899, 12, 30)
+_EPOCH_1904 = datetime(1904, 1, 1)
+
+
+def serial_to_iso(value: str, *, date1904: bool = False) -> str:
+    """Return a date cell's serial number as ISO 8601 text.
+
+    ``2024-03-01`` for a whole day, ``2024-03-01T12:30:00`` with a time,
+    ``12:30:00`` for a time alone. Excel's 1900 calendar counts a 29
+    February 1900 that never was; serials before it are shifted back.
+    """
+    try:
+        serial = float(value)
+    except ValueError:
+        return value
+    if not math.isfinite(serial) or not -1e7 < serial < 1e7:
+        return value
+    if 0 <= serial < 1:
+        return (datetime.min + timedelta(seconds=round(serial * 86400))).strftime(
+            "%H:%M:%S"
+        )
+    if not date1904 and serial < 61:
+        if serial >= 60:
+            return "1900-02-29"
+        serial += 1
+
+    moment = (_EPOCH_1904 if date1904 else _EPOCH_1900) + timedelta(
+        seconds=round(serial * 86400)
+    )
+    if moment.time() == datetime.min.time():
+        return moment.date().isoformat()
+
+    return moment.isoformat()
