@@ -1,0 +1,427 @@
+"""Normalisation of what people type: headers, ids, amounts, booleans.
+
+Each function here turns one kind of cell text into the one form popbatch
+checks and sends, or leaves the text as it was when its meaning is not
+clear: validation then rejects it, with a reason from ``explain_amount`` or
+the schema. Nothing is guessed. The rules are the README's "Input files"
+section, and the case folders under ``tests/data/cases`` show why each one
+exists.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Callable, Mapping
+
+import numpy as np
+import numpy.typing as npt
+import pandas as pd  # type: ignore[import-untyped, unused-ignore]
+
+from popbatch.operations import AMOUNT_MAX
+
+# Header aliases: every spelling that names a field. Headers are matched on
+# ``header_key``, so case, width, spaces, "_" and "-" do not matter here.
+FIELD_ALIASES: Mapping[str, tuple[str, ...]] = {
+    "order_id": ("order_id", "注文番号", "注文ID", "オーダーID", "取引ID", "受注番号"),
+    "original_order_id": (
+        "original_order_id",
+        "元注文番号",
+        "元注文ID",
+        "元オーダーID",
+        "元取引ID",
+    ),
+    "amount": (
+        "amount",
+        "金額",
+        "決済金額",
+        "請求金額",
+        "売上金額",
+        "取引金額",
+        "返金額",
+        "返金金額",
+        "取消金額",
+    ),
+    "capture": ("capture", "売上確定", "同時売上"),
+    "paynow_account_id": ("paynow_account_id", "会員ID", "PayNow会員ID"),
+    "paynow_card_id": ("paynow_card_id", "カードID", "PayNowカードID"),
+    "paynow_default_card": ("paynow_default_card", "標準カード", "デフォルトカード"),
+    "dummy": ("dummy", "ダミー"),
+}
+
+# What "trimmed" removes: the spaces str.strip knows (NBSP and the
+# ideographic space U+3000 among them), the BOM a UTF-8 file may carry into
+# its first header, and the zero-width space.
+_EDGES = re.compile(r"^[\s\ufeff\u200b]+|[\s\ufeff\u200b]+$")
+
+_HEADER_JOINERS = re.compile(r"[\s_\-]+")
+
+
+def trim(text: str) -> str:
+    """Return ``text`` without spaces, BOMs or zero-width spaces at either end."""
+    return _EDGES.sub("", text)
+
+
+def header_key(text: str) -> str:
+    """Return the form two headers are compared in: NFKC, trimmed, casefolded.
+
+    Spaces, underscores and hyphens are dropped, so ``Order ID``,
+    ``order-id`` and ``ＯＲＤＥＲ＿ＩＤ`` all compare equal to ``order_id``.
+    """
+    folded = trim(unicodedata.normalize("NFKC", text))
+    return _HEADER_JOINERS.sub("", folded.casefold())
+
+
+_FIELD_OF_KEY: dict[str, str] = {
+    header_key(alias): field
+    for field, aliases in FIELD_ALIASES.items()
+    for alias in aliases
+}
+
+
+def field_for_header(text: str) -> str | None:
+    """Return the API field a header names, or None for any other column."""
+    return _FIELD_OF_KEY.get(header_key(text))
+
+
+def display_header(text: str) -> str:
+    """Return a header as messages show it: trimmed of spaces and the BOM."""
+    return trim(text)
+
+
+def column_letter(position: int) -> str:
+    """Return the spreadsheet letters of a 0-based column position (0 -> A)."""
+    letters = ""
+    number = position + 1
+    while number:
+        number, rest = divmod(number - 1, 26)
+        letters = chr(ord("A") + rest) + letters
+
+    return letters
+
+
+def escape_invisible(text: str) -> str:
+    """Return ``text`` with every character that cannot be seen escaped.
+
+    Control characters, NBSP, the ideographic space and zero-width
+    characters become ``\\xa0``-style escapes, so a message shows why two
+    values that look alike differ. Visible text, Japanese included, is kept.
+    """
+    if text.isprintable():
+        return text
+
+    return "".join(char if char.isprintable() else _escape(char) for char in text)
+
+
+def _escape(char: str) -> str:
+    code = ord(char)
+    if code <= 0xFF:
+        return f"\\x{code:02x}"
+    if code <= 0xFFFF:
+        return f"\\u{code:04x}"
+    return f"\\U{code:08x}"
+
+
+def quote(text: str, *, limit: int = 60) -> str:
+    """Return a value quoted for a message: escaped, and shortened past ``limit``."""
+    shown = escape_invisible(text)
+    if len(shown) > limit:
+        shown = shown[: limit - 1] + "…"
+
+    return f"'{shown}'"
+
+
+# --- ids -----------------------------------------------------------------
+
+ORDER_ID_PATTERN = r"[A-Za-z0-9_\-]+"
+_ORDER_ID = re.compile(ORDER_ID_PATTERN)
+
+# U+FF01..U+FF5E are the full-width forms of ASCII "!".."~", in order.
+_FULLWIDTH_ASCII = {code: code - 0xFEE0 for code in range(0xFF01, 0xFF5F)}
+_FULLWIDTH_ASCII[0x3000] = 0x20
+
+
+def fold_fullwidth_ascii(text: str) -> str:
+    """Fold full-width ASCII forms (ＷＳ－００７) to ASCII, and nothing else.
+
+    NFKC would also turn circled digits and other compatibility characters
+    into ASCII (``WS-①`` into ``WS-1``): a different order id. Only the
+    full-width forms an IME types for ASCII are folded here.
+    """
+    return text.translate(_FULLWIDTH_ASCII)
+
+
+def normalise_id(text: str) -> str:
+    """Return an id trimmed and with full-width ASCII folded."""
+    return fold_fullwidth_ascii(trim(text))
+
+
+def offending_characters(text: str) -> str:
+    """Name the characters of an id outside A-Z a-z 0-9 - _, with code points.
+
+    Characters outside ASCII get their code point, which makes look-alikes
+    visible: ``'−' U+2212`` is not ``-``.
+    """
+    seen: list[str] = []
+    for char in text:
+        if not _ORDER_ID.fullmatch(char) and char not in seen:
+            seen.append(char)
+    shown = [
+        quote(char) if " " < char <= "~" else f"{quote(char)} U+{ord(char):04X}"
+        for char in seen[:5]
+    ]
+    if len(seen) > 5:
+        shown.append("…")
+
+    return ", ".join(shown)
+
+
+# --- amounts -------------------------------------------------------------
+
+# What an amount cell may hold before NFKC: ASCII, the full-width forms of
+# ASCII, the yen signs, 円 and spaces. Anything else (万, ①, Arabic digits)
+# has no single reading, so the text is rejected as it is.
+_AMOUNT_CHARS = re.compile(r"[\x20-\x7e\uff01-\uff5e\u00a5\uffe5\u5186\s]*")
+_AMOUNT_DIGITS = re.compile(r"[0-9]+")
+_AMOUNT_GROUPED = re.compile(r"[0-9]{1,3}(?:,[0-9]{3})+")
+_YEN_SIGNS = ("¥", "\\")  # NFKC maps ￥ to ¥; CP932 byte 0x5C decodes as "\"
+_NEGATIVE_MARKS = ("-", "−", "▲", "△")
+_UNITS = re.compile(r"[万千百億]")
+# Characters no way of writing a number uses: text such as "abc" or "=1+1"
+# (CSV text is never evaluated) is simply not a number.
+_NOT_NUMBER_LIKE = re.compile(r"[^0-9,.\s¥\\円+\-−▲△()eE万千百億]")
+
+
+def normalise_amount(text: str) -> str | None:
+    """Return an amount's digits without leading zeros, "" when blank.
+
+    Accepted: full-width digits (NFKC), one leading ¥ ￥ or \\ or one
+    trailing 円, commas that group three digits, one trailing ``.0`` and
+    surrounding spaces. None means the text is not clearly one whole
+    number: the caller leaves it as it was for validation to reject, and
+    ``explain_amount`` says why.
+    """
+    if not _AMOUNT_CHARS.fullmatch(text):
+        return None
+    body = unicodedata.normalize("NFKC", text).strip()
+    if not body:
+        return ""
+
+    if body.startswith(_YEN_SIGNS):
+        body = body[1:].lstrip()
+    elif body.endswith("円"):
+        body = body[:-1].rstrip()
+    if body.endswith(".0") and _AMOUNT_DIGITS.fullmatch(body[:-2]):
+        body = body[:-2]
+
+    if _AMOUNT_GROUPED.fullmatch(body):
+        body = body.replace(",", "")
+    elif not _AMOUNT_DIGITS.fullmatch(body):
+        return None
+
+    return body.lstrip("0") or "0"
+
+
+def explain_amount(text: str) -> tuple[str, str]:
+    """Say why ``normalise_amount`` did not read ``text``: (reason, why).
+
+    The reason is a snake_case code; ``why`` completes the sentence
+    "amount '…' is not a valid number: …" (or is empty for text that holds
+    no digit at all, which is simply not a number).
+    """
+    body = unicodedata.normalize("NFKC", text).strip()
+    if not re.search(r"[0-9]", body) or _NOT_NUMBER_LIKE.search(body):
+        return "amount_not_a_number", ""
+    if body.startswith(_NEGATIVE_MARKS) or (
+        body.startswith("(") and body.endswith(")")
+    ):
+        return "amount_negative", "a negative amount (amounts are 1 or more)"
+    if body.startswith("+"):
+        return "amount_invalid", "a sign is not read"
+    if _UNITS.search(body):
+        return "amount_invalid", "unit characters such as 万 are not read"
+    if re.search(r"[0-9][eE][+\-]?[0-9]", body):
+        return "amount_invalid", "exponent notation is not read"
+    if body.startswith(_YEN_SIGNS) and body.endswith("円"):
+        return "amount_invalid", "it has both a yen sign and 円"
+    if "." in body:
+        return "amount_invalid", _explain_decimal(body)
+    if "," in body:
+        if re.search(r"(^|[^0-9]),|,($|[^0-9])", body):
+            return "amount_invalid", "a stray comma"
+        return "amount_invalid", "commas must group three digits (10,000)"
+
+    return "amount_invalid", "only digits, commas, a yen sign and 円 are read"
+
+
+def _explain_decimal(body: str) -> str:
+    match = re.search(r"[0-9]*\.([0-9]+)", body)
+    decimals = match.group(1) if match else ""
+    if len(decimals) == 3:
+        return "a decimal point (it could mean 1 or 1000)"
+    if decimals and set(decimals) == {"0"}:
+        return "decimals are not read (only a single trailing .0 is)"
+
+    return "not a whole number of yen"
+
+
+def amount_limits_text() -> str:
+    """Return the range of amounts as messages state it."""
+    return f"1 to {AMOUNT_MAX:,}"
+
+
+# --- booleans ------------------------------------------------------------
+
+BOOLEAN_SPELLINGS = "true/false or 1/0"
+_BOOLEAN_OF_TEXT = {"true": "true", "1": "true", "false": "false", "0": "false"}
+
+
+def canonical_boolean(text: str) -> str | None:
+    """Return "true", "false" or "" (blank) for a boolean cell; None if neither.
+
+    Accepted, in any case and also in full-width forms: true, false, 1, 0.
+    Excel's TRUE/FALSE cells are read as that text. A blank is "": the field
+    is left out of the request so that the API default applies.
+    """
+    body = trim(fold_fullwidth_ascii(text)).casefold()
+    if not body:
+        return ""
+
+    return _BOOLEAN_OF_TEXT.get(body)
+
+
+def boolean_change(text: str, canonical: str) -> bool:
+    """Tell whether reading ``text`` as ``canonical`` is worth showing as a change.
+
+    Letter case alone is not a change (Excel writes TRUE); trimming,
+    full-width folding and reading 1/0 as true/false are.
+    """
+    if not canonical:
+        return text != ""
+
+    return text.casefold() != canonical
+
+
+# --- vectorised helpers ----------------------------------------------------
+
+TextFix = Callable[[str], str | None]
+
+
+def normalise_column(
+    series: pd.Series, *, fast: str, fix: TextFix
+) -> tuple[pd.Series, dict[int, str], list[int]]:
+    """Apply ``fix`` to every cell that does not fully match the ``fast`` regex.
+
+    Most cells of a large file are already in their final form, so only the
+    others go through Python. Returns the new column, the index of each cell
+    whose text changed with its new text, and the index of each cell ``fix``
+    could not read (None): those keep their text.
+    """
+    already = series.str.fullmatch(fast).to_numpy(dtype=bool, na_value=False)
+    changed: dict[int, str] = {}
+    unread: list[int] = []
+    if already.all():
+        return series, changed, unread
+
+    slow = series[~already]
+    for index, text in zip(slow.index.tolist(), slow.tolist(), strict=True):
+        fixed = fix(text)
+        if fixed is None:
+            unread.append(index)
+        elif fixed != text:
+            changed[index] = fixed
+    if not changed:
+        return series, changed, unread
+
+    result = series.copy()
+    result.loc[list(changed)] = list(changed.values())
+
+    return result, changed, unread
+
+
+# --- card numbers ----------------------------------------------------------
+
+# 13 digits in a row, each pair separated by at most one space or dash: the
+# cells worth a closer look (``holds_card_number``).
+_CARD_CANDIDATE = r"[0-9](?:[ \-]?[0-9]){12}"
+_CARD_RUN = re.compile(r"(?<![0-9])[0-9](?:[ \-]?[0-9])+(?![0-9])")
+
+# Card-brand prefixes and lengths (IIN ranges). Visa's old 13-digit numbers
+# are left out on purpose: 13-digit JAN/EAN product codes start with 45 or 49
+# and would refuse files with a product-code column.
+_CARD_BRANDS: tuple[tuple[tuple[int, int], int, tuple[int, ...]], ...] = (
+    ((4, 4), 1, (16, 17, 18, 19)),  # Visa
+    ((51, 55), 2, (16,)),  # Mastercard
+    ((2221, 2720), 4, (16,)),  # Mastercard 2-series
+    ((34, 34), 2, (15,)),  # American Express
+    ((37, 37), 2, (15,)),
+    ((3528, 3589), 4, (16, 17, 18, 19)),  # JCB
+    ((300, 305), 3, (14, 15, 16, 17, 18, 19)),  # Diners Club
+    ((36, 36), 2, (14, 15, 16, 17, 18, 19)),
+    ((38, 39), 2, (16, 17, 18, 19)),
+    ((6011, 6011), 4, (16, 17, 18, 19)),  # Discover
+    ((644, 649), 3, (16, 17, 18, 19)),
+    ((65, 65), 2, (16, 17, 18, 19)),
+    ((62, 62), 2, (16, 17, 18, 19)),  # UnionPay
+)
+
+
+def luhn_valid(digits: str) -> bool:
+    """Tell whether a string of digits passes the Luhn check."""
+    total = 0
+    for position, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if position % 2:
+            value *= 2
+            if value > 9:
+                value -= 9
+        total += value
+
+    return total % 10 == 0
+
+
+def has_card_prefix(digits: str) -> bool:
+    """Tell whether digits start with a card brand's prefix and have its length."""
+    for (low, high), width, lengths in _CARD_BRANDS:
+        if len(digits) in lengths and low <= int(digits[:width]) <= high:
+            return True
+
+    return False
+
+
+def is_card_number(digits: str) -> bool:
+    """Tell whether a digit string is a card number: brand prefix, length, Luhn."""
+    return has_card_prefix(digits) and luhn_valid(digits)
+
+
+def holds_card_number(text: str) -> bool:
+    """Tell whether some run of digits in ``text`` is a card number.
+
+    Digits may be grouped with single spaces or dashes (4111 1111 1111 1111).
+    """
+    for match in _CARD_RUN.finditer(text):
+        digits = re.sub(r"[ \-]", "", match.group())
+        if 13 <= len(digits) <= 19 and is_card_number(digits):
+            return True
+
+    return False
+
+
+def find_card_numbers(series: pd.Series) -> npt.NDArray[np.bool_]:
+    """Return a boolean mask of the cells of a text column that hold card numbers."""
+    found = np.zeros(len(series), dtype=bool)
+    # Only cells of 13 characters or more can hold 13 digits; the regex,
+    # the slow part, runs on those alone.
+    long = np.flatnonzero((series.str.len() >= 13).to_numpy(dtype=bool, na_value=False))
+    if not len(long):
+        return found
+
+    candidate = (
+        series.iloc[long]
+        .str.contains(_CARD_CANDIDATE, regex=True)
+        .to_numpy(dtype=bool, na_value=False)
+    )
+    for position in long[candidate].tolist():
+        found[position] = holds_card_number(series.iat[position])
+
+    return found
