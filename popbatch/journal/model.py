@@ -1,0 +1,165 @@
+"""The journal's value types and rules: row updates, history, the allowed moves.
+
+These are what the pipeline hands to the journal and gets back from it,
+besides the shared row types of ``popbatch.rows``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from urllib.parse import urlsplit, urlunsplit
+
+from popbatch.rows import Outcome, OutcomeKind, Problem, RowState
+
+S = RowState
+
+# Rows whose request may have been applied and whose outcome nobody knows.
+REVIEW_STATES = frozenset({S.UNKNOWN, S.IN_FLIGHT})
+
+# Rows the cross-batch rules look at: rejected and skipped rows never sent.
+HISTORY_STATES = frozenset(RowState) - {S.REJECTED, S.SKIPPED}
+
+# The states apply() may move a row to, and the states it may come from.
+# Whatever is not here is refused: above all, a row that succeeded, failed or
+# may have been applied never becomes sendable again through apply().
+# UNKNOWN -> PLANNED happens only through requeue_unknown(), which keeps the
+# evidence; RESOLVED only through resolve().
+ALLOWED_FROM: Mapping[RowState, frozenset[RowState]] = {
+    S.PLANNED: frozenset({S.PLANNED, S.PENDING, S.SKIPPED}),
+    S.PENDING: frozenset({S.PLANNED, S.PENDING, S.IN_FLIGHT, S.SKIPPED}),
+    S.IN_FLIGHT: frozenset({S.PLANNED, S.PENDING, S.IN_FLIGHT}),
+    S.SUCCEEDED: frozenset({S.IN_FLIGHT}),
+    S.FAILED: frozenset({S.IN_FLIGHT}),
+    S.UNKNOWN: frozenset({S.IN_FLIGHT}),
+    S.SKIPPED: frozenset({S.PLANNED, S.PENDING, S.SKIPPED}),
+    S.REJECTED: frozenset({S.PLANNED, S.PENDING}),
+}
+
+# Outcomes that say the request reached POP (or may have): such a row can
+# never go back to planned or pending.
+_APPLIED_KINDS = frozenset(
+    {OutcomeKind.SUCCEEDED, OutcomeKind.FAILED, OutcomeKind.UNKNOWN}
+)
+
+INTERRUPTED_OUTCOME = Outcome(
+    kind=OutcomeKind.UNKNOWN,
+    reason="interrupted_in_flight",
+    detail=(
+        "the run stopped while this request was in flight, so it may have been "
+        "applied: check the order in the merchant portal, then resolve the row "
+        "or send it again with --resend-unknown"
+    ),
+)
+
+
+def canonical_endpoint(endpoint: str) -> str:
+    """The endpoint as the journal compares it: scheme and host lower case,
+    no trailing slash."""
+    parts = urlsplit(endpoint.strip())
+    path = parts.path.rstrip("/")
+    return urlunsplit(
+        (parts.scheme.lower(), parts.netloc.lower(), path, parts.query, "")
+    )
+
+
+def batch_key(
+    operation: str, sha256: str, live: bool, endpoint: str, *, read: Sequence[str] = ()
+) -> str:
+    """What identifies a batch: operation, test or live, file hash, endpoint.
+
+    The input's path is not part of it: the same file moved or renamed
+    resumes the same batch, and a changed file is a new batch.
+
+    Args:
+        read: what else decides which rows the bytes hold, such as the sheet
+            and the encoding: the same workbook read from another sheet is
+            another batch.
+    """
+    mode = "live" if live else "test"
+    key = f"{operation}:{mode}:{sha256.lower()}:{canonical_endpoint(endpoint)}"
+    if any(read):
+        key += ":" + "|".join(read)
+    return key
+
+
+@dataclass(frozen=True, slots=True)
+class RowUpdate:
+    """A change to one row, applied by ``Journal.apply``.
+
+    Fields left as None keep the row's current value. ``first_sent_at`` is
+    kept once set, so the intent of every attempt may carry the time.
+    ``problems=()`` clears the row's problems.
+    """
+
+    row_id: int
+    state: RowState
+    attempts: int | None = None
+    outcome: Outcome | None = None
+    first_sent_at: datetime | None = None
+    finished_at: datetime | None = None
+    problems: tuple[Problem, ...] | None = None
+
+    def __post_init__(self) -> None:
+        if self.state not in ALLOWED_FROM:
+            raise ValueError(f"apply() cannot move a row to {self.state}")
+        if (
+            self.state in (S.PLANNED, S.PENDING)
+            and self.outcome is not None
+            and self.outcome.kind in _APPLIED_KINDS
+        ):
+            raise ValueError(
+                f"row id {self.row_id} has a {self.outcome.kind} outcome, "
+                f"so it cannot go back to {self.state}"
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class HistoryEntry:
+    """One row of an earlier batch with an order id the plan step asked about."""
+
+    batch_id: int
+    row_id: int
+    row: int
+    order_id: str
+    operation: str
+    state: RowState
+    resolution: RowState | None
+    amount: int | None
+    request: str | None
+    finished_at: datetime | None
+
+    @property
+    def settled(self) -> RowState:
+        """The state that counts: a resolved row counts as what a person said."""
+        if self.state is S.RESOLVED and self.resolution is not None:
+            return self.resolution
+        return self.state
+
+    @property
+    def in_review(self) -> bool:
+        """Whether the row may have been applied and nobody has settled it."""
+        return self.state in REVIEW_STATES
+
+
+@dataclass(frozen=True, slots=True)
+class RowEvent:
+    """A change to a Review row that the journal keeps as history.
+
+    Args:
+        kind: ``interrupted``, ``resend_requested`` or ``resolved``.
+        outcome: the outcome the row held before the change.
+    """
+
+    row_id: int
+    row: int
+    order_id: str | None
+    kind: str
+    from_state: RowState
+    to_state: RowState
+    at: datetime
+    outcome: Outcome | None
+    attempts: int
+    note: str | None
+    by: str | None
