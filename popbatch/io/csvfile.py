@@ -18,6 +18,7 @@ import codecs
 import csv
 import io
 import logging
+import re
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,17 +139,30 @@ def decode(data: bytes, name: str, encoding: str | None) -> tuple[str, bytes]:
 
     try:
         text = data.decode("cp932")
+        cp932_line = _line_of_stray(text)
     except UnicodeDecodeError as cp932_error:
+        cp932_line = _line_of(data, cp932_error.start)
+    if cp932_line:
         raise InputUnreadableError(
             f"{name} is neither UTF-8 (line {_line_of(data, utf8_error.start)} "
             f"has byte 0x{data[utf8_error.start]:02x}) nor CP932 "
-            f"(line {_line_of(data, cp932_error.start)}); "
-            "the encodings tried were utf-8 and cp932",
+            f"(line {cp932_line}); the encodings tried were utf-8 and cp932",
             hint='Save it from Excel as "CSV UTF-8", or name its encoding '
             "with --encoding.",
         ) from None
 
     return "cp932", _checked_text(text, name).encode("utf-8")
+
+
+# Bytes CP932 decodes on their own to a C1 control or to U+F8F0..U+F8F3:
+# Japanese Windows never writes them as text, latin-1 files do (0x80, the
+# NBSP 0xA0, 0xFD-0xFF), so such a "CP932" reading is mojibake.
+_STRAY_CP932 = re.compile("[\x80\uf8f0-\uf8f3]")
+
+
+def _line_of_stray(text: str) -> int:
+    match = _STRAY_CP932.search(text)
+    return text.count("\n", 0, match.start()) + 1 if match else 0
 
 
 def _decode_as(data: bytes, codec: str, name: str, *, given: bool) -> bytes:

@@ -113,7 +113,12 @@ def escape_invisible(text: str) -> str:
     return "".join(char if char.isprintable() else _escape(char) for char in text)
 
 
+_NAMED_ESCAPES = {"\t": "\\t", "\n": "\\n", "\r": "\\r"}
+
+
 def _escape(char: str) -> str:
+    if char in _NAMED_ESCAPES:
+        return _NAMED_ESCAPES[char]
     code = ord(char)
     if code <= 0xFF:
         return f"\\x{code:02x}"
@@ -167,7 +172,7 @@ def offending_characters(text: str) -> str:
         if not _ORDER_ID.fullmatch(char) and char not in seen:
             seen.append(char)
     shown = [
-        quote(char) if " " < char <= "~" else f"{quote(char)} U+{ord(char):04X}"
+        quote(char) if " " <= char <= "~" else f"{quote(char)} U+{ord(char):04X}"
         for char in seen[:5]
     ]
     if len(seen) > 5:
@@ -211,7 +216,9 @@ def normalise_amount(text: str) -> str | None:
         body = body[1:].lstrip()
     elif body.endswith("円"):
         body = body[:-1].rstrip()
-    if body.endswith(".0") and _AMOUNT_DIGITS.fullmatch(body[:-2]):
+    if body.endswith(".0") and (
+        _AMOUNT_DIGITS.fullmatch(body[:-2]) or _AMOUNT_GROUPED.fullmatch(body[:-2])
+    ):
         body = body[:-2]
 
     if _AMOUNT_GROUPED.fullmatch(body):

@@ -497,6 +497,10 @@ class _SheetReader:
             elif child.tag == self.tags.inline:
                 value = _rich_text(child, self.tags)
 
+        # openpyxl and other writers store a formula without a result as
+        # <f>..</f><v/>; only a text formula (t="str") can have "" as its result.
+        if formula is not None and not value and kind not in ("str", "inlineStr"):
+            value = None
         if value is None:
             if formula is None:
                 return ""
