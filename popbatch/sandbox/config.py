@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -46,8 +47,12 @@ class ReauthorizeEcho(StrEnum):
     NEW = "new"
 
 
+@functools.cache
 def default_seed() -> Seed:
-    """The small seed shipped with the sandbox (accounts and a few orders)."""
+    """The small seed shipped with the sandbox (accounts and a few orders).
+
+    Read once: a Seed is immutable, and every reset starts from it again.
+    """
     text = (
         resources.files("popbatch.sandbox")
         .joinpath("default_seed.json")
