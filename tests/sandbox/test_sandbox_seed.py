@@ -67,7 +67,9 @@ def test_the_shipped_default_seed_loads():
     """The default seed holds the API text's example ids."""
     ledger = Ledger(default_seed())
 
-    assert ledger.order("ORDER-0001").state == "authorised"
+    view = ledger.order("ORDER-0001")
+    assert view is not None
+    assert view.state == "authorised"
     assert ledger.default_card("TEST-ACCOUNT-101") == "232QDFCPFBR93UBEAITN7EQHL"
 
 
@@ -80,7 +82,9 @@ def test_a_thousand_order_seed_loads(tmp_path):
     ledger = Ledger(load_seed_file(path))
 
     assert len(ledger) == 1000
-    assert ledger.order("ME-00999").authorised == 1099
+    view = ledger.order("ME-00999")
+    assert view is not None
+    assert view.authorised == 1099
 
 
 @pytest.mark.parametrize(
