@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from json.encoder import encode_basestring
 from json.scanner import make_scanner
 from typing import Any
 
@@ -35,6 +36,7 @@ _encode = json.JSONEncoder(
 # typeshed wants a make_scanner as the context; the scanner only reads the
 # decoder's hooks and settings, which a JSONDecoder has.
 _scan = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
+_quote = encode_basestring
 
 
 def _decode(text: str) -> Any:
@@ -190,27 +192,37 @@ ROW_COLUMNS = "id, " + ", ".join(ROW_FIELDS)
 
 def row_params(batch_id: int, record: RowRecord) -> tuple[Any, ...]:
     """The values of ``record`` for the columns ROW_FIELDS names."""
+    # Empty values skip their encoder: adding 100,000 fresh rows is mostly
+    # this function.
     resolution = record.resolution
+    first_sent_at = record.first_sent_at
+    finished_at = record.finished_at
     return (
         batch_id,
         record.row,
         record.order_id,
         record.state.value,
-        _encode(list(record.cells)),
+        cells_text(record.cells),
         record.request,
         record.amount,
-        problems_text(record.problems),
-        changes_text(record.changes),
+        problems_text(record.problems) if record.problems else None,
+        changes_text(record.changes) if record.changes else None,
         _encode(dict(record.defaults)) if record.defaults else None,
         record.attempts,
-        outcome_text(record.outcome),
+        None if record.outcome is None else outcome_text(record.outcome),
         None if resolution is None else resolution.outcome.value,
         None if resolution is None else resolution.note,
         None if resolution is None else resolution.by,
         None if resolution is None else time_text(resolution.at),
-        time_text(record.first_sent_at),
-        time_text(record.finished_at),
+        None if first_sent_at is None else time_text(first_sent_at),
+        None if finished_at is None else time_text(finished_at),
     )
+
+
+def cells_text(cells: Sequence[str]) -> str:
+    """The cells as a JSON array of strings; a cell that is not text is refused."""
+    # Three C calls instead of the encoder's generic walk: a third the time.
+    return "[" + ",".join(map(_quote, cells)) + "]"
 
 
 def parse_row(values: Sequence[Any]) -> RowRecord:
@@ -236,31 +248,37 @@ def parse_row(values: Sequence[Any]) -> RowRecord:
         first_sent_at,
         finished_at,
     ) = values
-    resolution = None
+    record = RowRecord(
+        row=row,
+        cells=tuple(_scan(cells, 0)[0]),
+        state=STATE_OF[state],
+        order_id=order_id,
+        request=request,
+        amount=amount,
+        attempts=attempts,
+        id=row_id,
+    )
+    # Most rows have none of what follows: leave the defaults in place.
+    if problems:
+        record.problems = parse_problems(problems)
+    if changes:
+        record.changes = parse_changes(changes)
+    if defaults:
+        record.defaults = _decode(defaults)
+    if outcome is not None:
+        record.outcome = parse_outcome(outcome)
     if resolution_outcome is not None:
-        resolution = Resolution(
+        record.resolution = Resolution(
             outcome=STATE_OF[resolution_outcome],
             note=resolution_note,
             by=resolution_by,
             at=_parse_time(resolution_at),
         )
-    return RowRecord(
-        row=row,
-        cells=tuple(_decode(cells)),
-        state=STATE_OF[state],
-        order_id=order_id,
-        request=request,
-        amount=amount,
-        problems=parse_problems(problems) if problems else (),
-        changes=parse_changes(changes) if changes else (),
-        defaults=_decode(defaults) if defaults else {},
-        attempts=attempts,
-        outcome=None if outcome is None else parse_outcome(outcome),
-        resolution=resolution,
-        first_sent_at=None if first_sent_at is None else _parse_time(first_sent_at),
-        finished_at=None if finished_at is None else _parse_time(finished_at),
-        id=row_id,
-    )
+    if first_sent_at is not None:
+        record.first_sent_at = _parse_time(first_sent_at)
+    if finished_at is not None:
+        record.finished_at = _parse_time(finished_at)
+    return record
 
 
 BATCH_COLUMNS = (
@@ -268,6 +286,29 @@ BATCH_COLUMNS = (
     "sheet, headers, columns, live, endpoint, options, notices, created_at, "
     "finished_at, exit_code"
 )
+
+
+def batch_params(record: BatchRecord) -> tuple[Any, ...]:
+    """The values of a new batch for BATCH_COLUMNS without the id."""
+    return (
+        record.key,
+        record.operation,
+        record.input_path,
+        record.input_sha256,
+        record.input_kind,
+        record.encoding,
+        record.delimiter,
+        record.sheet,
+        _encode(list(record.headers)),
+        _encode(dict(record.columns)),
+        int(record.live),
+        record.endpoint,
+        _encode(dict(record.options)),
+        _encode(list(record.notices)),
+        time_text(record.created_at),
+        time_text(record.finished_at),
+        record.exit_code,
+    )
 
 
 def parse_batch(values: Sequence[Any]) -> BatchRecord:
@@ -297,6 +338,20 @@ def parse_batch(values: Sequence[Any]) -> BatchRecord:
 RUN_COLUMNS = (
     "id, batch_id, started_at, finished_at, exit_code, user, host, version, options"
 )
+
+
+def run_params(run: RunRecord) -> tuple[Any, ...]:
+    """The values of a run for RUN_COLUMNS without the id."""
+    return (
+        run.batch_id,
+        time_text(run.started_at),
+        time_text(run.finished_at),
+        run.exit_code,
+        run.user,
+        run.host,
+        run.version,
+        _encode(dict(run.options)),
+    )
 
 
 def parse_run(values: Sequence[Any]) -> RunRecord:

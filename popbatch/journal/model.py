@@ -163,3 +163,24 @@ class RowEvent:
     attempts: int
     note: str | None
     by: str | None
+
+
+def first_refusal(updates: Sequence[RowUpdate], states: Mapping[int, RowState]) -> str:
+    """Why a group of updates cannot apply to rows in ``states`` (row id -> state).
+
+    The updates are replayed in order, so a row moved twice in one group is
+    judged from the state the group gave it.
+    """
+    current = dict(states)
+    for update in updates:
+        state = current.get(update.row_id)
+        if state is None:
+            return f"row id {update.row_id} is not in the journal; nothing was applied"
+        if state not in ALLOWED_FROM[update.state]:
+            return (
+                f"row id {update.row_id} cannot go from {state} to {update.state}; "
+                "nothing was applied"
+            )
+        current[update.row_id] = update.state
+
+    return "the journal changed fewer rows than asked; nothing was applied"

@@ -47,6 +47,7 @@ from popbatch.journal.model import (
     RowEvent,
     RowUpdate,
     canonical_endpoint,
+    first_refusal,
 )
 from popbatch.rows import (
     BatchRecord,
@@ -129,7 +130,9 @@ class Journal:
         self._clock = clock
 
     @classmethod
-    def open(cls, path: Path, *, clock: Callable[[], datetime] = local_now) -> Journal:
+    def open(
+        cls, path: str | Path, *, clock: Callable[[], datetime] = local_now
+    ) -> Journal:
         """Open (creating, checking and upgrading as needed) the journal at ``path``.
 
         Args:
@@ -140,6 +143,7 @@ class Journal:
             OutputError: the journal cannot be created, is damaged, is not a
                 journal, or was written by a newer popbatch.
         """
+        path = Path(path)
         return cls(connect(path), path, clock)
 
     def __repr__(self) -> str:
@@ -248,25 +252,7 @@ class Journal:
             notices=tuple(notices),
             created_at=self._clock(),
         )
-        params = (
-            record.key,
-            record.operation,
-            record.input_path,
-            record.input_sha256,
-            record.input_kind,
-            record.encoding,
-            record.delimiter,
-            record.sheet,
-            dump_json(list(record.headers)),
-            dump_json(record.columns),
-            int(record.live),
-            record.endpoint,
-            dump_json(record.options),
-            dump_json(list(record.notices)),
-            time_text(record.created_at),
-            None,
-            None,
-        )
+        params = codec.batch_params(record)
 
         with self._db.write() as conn:
             if conn.execute("SELECT 1 FROM batches WHERE key = ?", (key,)).fetchone():
@@ -290,16 +276,7 @@ class Journal:
 
     def start_run(self, run: RunRecord) -> RunRecord:
         """Record that a run started working on a batch; returns it with its id."""
-        params = (
-            run.batch_id,
-            time_text(run.started_at),
-            time_text(run.finished_at),
-            run.exit_code,
-            run.user,
-            run.host,
-            run.version,
-            dump_json(dict(run.options)),
-        )
+        params = codec.run_params(run)
         with self._db.write() as conn:
             self._require_batch(conn, run.batch_id)
             run_id = conn.execute(
@@ -335,7 +312,8 @@ class Journal:
         """Insert rows into a batch in one transaction and set their ``id``.
 
         Every field of each RowRecord is stored. Row numbers are unique per
-        batch.
+        batch. Inside a ``transaction()`` that later rolls back, the ids set
+        here name no row.
 
         Raises:
             ValueError: a row number is already in the batch (nothing is
@@ -473,10 +451,10 @@ class Journal:
         """Make the batch's Review rows planned again; returns how many.
 
         This is ``--resend-unknown``, asked by ``by`` (default: the user
-        running popbatch): each row's state,
-        outcome and attempts are kept in a ``resend_requested`` event with the
-        note, then its outcome is cleared. Only rows of this batch, and only
-        those with ``order_ids`` when given.
+        running popbatch). Each row's state, outcome and attempts are kept in
+        a ``resend_requested`` event with the note, then its outcome is
+        cleared; in_flight rows count as Review rows too. Only rows of this
+        batch, and only those with ``order_ids`` when given.
         """
         by = by or current_user()
         with self._db.write() as conn:
@@ -523,20 +501,20 @@ class Journal:
             found = conn.execute(_HISTORY_SQL, params).fetchall()
 
         history: dict[str, list[HistoryEntry]] = {}
-        for order_id, batch_id, row_id, row, operation, state, resolved, *rest in found:
-            amount, request, finished_at = rest
+        for values in found:
+            order_id, resolved = values[0], values[6]
             history.setdefault(order_id, []).append(
                 HistoryEntry(
-                    batch_id=batch_id,
-                    row_id=row_id,
-                    row=row,
+                    batch_id=values[1],
+                    row_id=values[2],
+                    row=values[3],
                     order_id=order_id,
-                    operation=operation,
-                    state=STATE_OF[state],
+                    operation=values[4],
+                    state=STATE_OF[values[5]],
                     resolution=None if resolved is None else STATE_OF[resolved],
-                    amount=amount,
-                    request=request,
-                    finished_at=parse_time(finished_at),
+                    amount=values[7],
+                    request=values[8],
+                    finished_at=parse_time(values[9]),
                 )
             )
         return history
@@ -554,7 +532,8 @@ class Journal:
         """Settle a Review row after a person checked it in the merchant portal.
 
         The row becomes ``resolved`` with who, when and why; its outcome is
-        kept, and a ``resolved`` event records the state it came from.
+        kept, and a ``resolved`` event records the state it came from. Hold
+        the JournalLock: a run in progress may still be sending the row.
 
         Raises:
             UsageError: no such batch, no such order id in it, the row is not
@@ -618,16 +597,4 @@ class Journal:
                 )
             }
 
-        for update in updates:
-            state = current.get(update.row_id)
-            if state is None:
-                return (
-                    f"row id {update.row_id} is not in the journal; nothing was applied"
-                )
-            if state not in ALLOWED_FROM[update.state]:
-                return (
-                    f"row id {update.row_id} cannot go from {state} to {update.state}; "
-                    "nothing was applied"
-                )
-            current[update.row_id] = update.state
-        return "the journal changed fewer rows than asked; nothing was applied"
+        return first_refusal(updates, current)
