@@ -10,6 +10,7 @@ import sqlite3
 import stat
 import subprocess
 import sys
+import threading
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
@@ -701,6 +702,41 @@ def test_transaction_commits_a_batch_with_its_rows_or_neither(journal: Journal) 
 
     assert journal.list_batches() == [kept]
     assert [row.order_id for row in journal.rows(kept.id)] == ["A-1"]
+
+
+def test_inner_transaction_that_fails_undoes_only_its_own_part(
+    journal: Journal,
+) -> None:
+    """Nested blocks are savepoints: the outer block keeps what it did."""
+    batch = make_batch(journal)
+
+    with journal.transaction():
+        journal.add_rows(batch.id, [planned(2, "A-1")])
+        with pytest.raises(ValueError, match="a row number is repeated"):
+            journal.add_rows(batch.id, [planned(3, "A-2"), planned(2, "A-3")])
+        journal.add_rows(batch.id, [planned(4, "A-4")])
+
+    assert [row.order_id for row in journal.rows(batch.id)] == ["A-1", "A-4"]
+
+
+def test_calls_from_several_threads_are_serialised(journal: Journal) -> None:
+    """Threads may share a journal: each call runs whole, one at a time."""
+    batch = make_batch(journal)
+    rows = [planned(n, f"A-{n}") for n in range(2, 202)]
+    journal.add_rows(batch.id, rows)
+    ids = [row.id or 0 for row in rows]
+
+    def mark(chunk: list[int]) -> None:
+        for row_id in chunk:
+            journal.apply([RowUpdate(row_id, RowState.IN_FLIGHT, attempts=1)])
+
+    threads = [threading.Thread(target=mark, args=(ids[n::4],)) for n in range(4)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+
+    assert journal.counts(batch.id)[RowState.IN_FLIGHT] == 200
 
 
 # Applying outcomes
