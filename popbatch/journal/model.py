@@ -13,13 +13,13 @@ from urllib.parse import urlsplit, urlunsplit
 
 from popbatch.rows import Outcome, OutcomeKind, Problem, RowState
 
-S = RowState
+_S = RowState
 
 # Rows whose request may have been applied and whose outcome nobody knows.
-REVIEW_STATES = frozenset({S.UNKNOWN, S.IN_FLIGHT})
+REVIEW_STATES = frozenset({_S.UNKNOWN, _S.IN_FLIGHT})
 
 # Rows the cross-batch rules look at: rejected and skipped rows never sent.
-HISTORY_STATES = frozenset(RowState) - {S.REJECTED, S.SKIPPED}
+HISTORY_STATES = frozenset(RowState) - {_S.REJECTED, _S.SKIPPED}
 
 # The states apply() may move a row to, and the states it may come from.
 # Whatever is not here is refused: above all, a row that succeeded, failed or
@@ -27,14 +27,14 @@ HISTORY_STATES = frozenset(RowState) - {S.REJECTED, S.SKIPPED}
 # UNKNOWN -> PLANNED happens only through requeue_unknown(), which keeps the
 # evidence; RESOLVED only through resolve().
 ALLOWED_FROM: Mapping[RowState, frozenset[RowState]] = {
-    S.PLANNED: frozenset({S.PLANNED, S.PENDING, S.SKIPPED}),
-    S.PENDING: frozenset({S.PLANNED, S.PENDING, S.IN_FLIGHT, S.SKIPPED}),
-    S.IN_FLIGHT: frozenset({S.PLANNED, S.PENDING, S.IN_FLIGHT}),
-    S.SUCCEEDED: frozenset({S.IN_FLIGHT}),
-    S.FAILED: frozenset({S.IN_FLIGHT}),
-    S.UNKNOWN: frozenset({S.IN_FLIGHT}),
-    S.SKIPPED: frozenset({S.PLANNED, S.PENDING, S.SKIPPED}),
-    S.REJECTED: frozenset({S.PLANNED, S.PENDING}),
+    _S.PLANNED: frozenset({_S.PLANNED, _S.PENDING, _S.SKIPPED}),
+    _S.PENDING: frozenset({_S.PLANNED, _S.PENDING, _S.IN_FLIGHT, _S.SKIPPED}),
+    _S.IN_FLIGHT: frozenset({_S.PLANNED, _S.PENDING, _S.IN_FLIGHT}),
+    _S.SUCCEEDED: frozenset({_S.IN_FLIGHT}),
+    _S.FAILED: frozenset({_S.IN_FLIGHT}),
+    _S.UNKNOWN: frozenset({_S.IN_FLIGHT}),
+    _S.SKIPPED: frozenset({_S.PLANNED, _S.PENDING, _S.SKIPPED}),
+    _S.REJECTED: frozenset({_S.PLANNED, _S.PENDING}),
 }
 
 # Outcomes that say the request reached POP (or may have): such a row can
@@ -55,8 +55,7 @@ INTERRUPTED_OUTCOME = Outcome(
 
 
 def canonical_endpoint(endpoint: str) -> str:
-    """The endpoint as the journal compares it: scheme and host lower case,
-    no trailing slash."""
+    """The endpoint as batches are compared by: lower-case host, no final slash."""
     parts = urlsplit(endpoint.strip())
     path = parts.path.rstrip("/")
     return urlunsplit(
@@ -105,7 +104,7 @@ class RowUpdate:
         if self.state not in ALLOWED_FROM:
             raise ValueError(f"apply() cannot move a row to {self.state}")
         if (
-            self.state in (S.PLANNED, S.PENDING)
+            self.state in (_S.PLANNED, _S.PENDING)
             and self.outcome is not None
             and self.outcome.kind in _APPLIED_KINDS
         ):
@@ -133,7 +132,7 @@ class HistoryEntry:
     @property
     def settled(self) -> RowState:
         """The state that counts: a resolved row counts as what a person said."""
-        if self.state is S.RESOLVED and self.resolution is not None:
+        if self.state is _S.RESOLVED and self.resolution is not None:
             return self.resolution
         return self.state
 
