@@ -42,9 +42,9 @@ def main() -> int:
         seed.write_text(json.dumps({"orders": orders}), encoding="utf-8")
         port_file = Path(folder) / "port"
         command = [sys.executable, "-c", "from popbatch.cli import main; main()"]
-        options = ["--port", "0", "--port-file", str(port_file), "--seed", str(seed)]
+        settings = ["--port", "0", "--port-file", str(port_file), "--seed", str(seed)]
         server = subprocess.Popen(
-            [*command, "sandbox", *options], stdout=subprocess.DEVNULL
+            [*command, "sandbox", *settings], stdout=subprocess.DEVNULL
         )
         try:
             base_url = f"http://127.0.0.1:{wait_for_port(port_file, server)}/pop/v1"

@@ -134,6 +134,11 @@ class Faults:
             raise SandboxError(
                 "latency must be 0 or more, and latency_max_s at least latency_s"
             )
+        for name in ("retry_after_s", "not_processed_status"):
+            if type(getattr(self, name)) is not int:
+                raise SandboxError(f"{name} must be a whole number")
+        if self.seed is not None and type(self.seed) is not int:
+            raise SandboxError("seed must be a whole number")
         if self.retry_after_s < 0:
             raise SandboxError("retry_after_s must be 0 or more")
         if not 200 <= self.not_processed_status <= 599:

@@ -118,37 +118,35 @@ class Handler(BaseHTTPRequestHandler):
         body = self._read_body()
         if body is None:
             return
-        sandbox = self.server.sandbox
-        parts = urlsplit(self.path)
-        if parts.path.startswith(ADMIN_PREFIX + "/"):
-            query = {name: values[0] for name, values in parse_qs(parts.query).items()}
-            self._send(
-                answer_admin(sandbox, self.command, parts.path, query, body), head=head
-            )
-            return
-
-        endpoint = sandbox.endpoint_for(parts.path)
-        if endpoint is None:
-            self._send(
-                Reply(404, (("Content-Type", HTML_TYPE),), NOT_FOUND_PAGE.encode()),
-                head=head,
-            )
-            return
         try:
-            self._serve_pop(endpoint, body, head=head)
+            self._route(body, head=head)
         except OSError:
             raise
         except Exception:
             # A sandbox bug must show as one, never as a plausible POP answer.
-            logger.exception("sandbox bug while answering %s", endpoint)
+            logger.exception("sandbox bug while answering %s", self.path)
             self.close_connection = True
-            self._send(
-                Reply(
-                    500, (("Content-Type", "text/plain"),), b"sandbox internal error\n"
-                )
-            )
+            error = b"sandbox internal error\n"
+            self._send(Reply(500, (("Content-Type", "text/plain"),), error))
+
+    def _route(self, body: bytes, *, head: bool) -> None:
+        sandbox = self.server.sandbox
+        parts = urlsplit(self.path)
+        if parts.path.startswith(ADMIN_PREFIX + "/"):
+            query = {name: values[0] for name, values in parse_qs(parts.query).items()}
+            reply = answer_admin(sandbox, self.command, parts.path, query, body)
+            self._send(reply, head=head)
+            return
+
+        endpoint = sandbox.endpoint_for(parts.path)
+        if endpoint is None:
+            page = NOT_FOUND_PAGE.encode()
+            self._send(Reply(404, (("Content-Type", HTML_TYPE),), page), head=head)
+            return
+        self._serve_pop(endpoint, body, head=head)
 
     def _serve_pop(self, endpoint: str, body: bytes, *, head: bool) -> None:
+        """Record, draw a fault, answer (or misbehave) for one POP request."""
         sandbox = self.server.sandbox
         call = Call.build(
             method=self.command,
@@ -157,18 +155,10 @@ class Handler(BaseHTTPRequestHandler):
             authorization=self.headers.get("Authorization"),
             body=body,
         )
-        order_id = call.order_id
-        ordinal = sandbox.recorder.receive(
-            endpoint=endpoint,
-            method=self.command,
-            order_id=order_id,
-            headers=tuple(self.headers.items()),
-            body=body,
-            received_at=datetime.now(UTC),
-        )
+        ordinal = self._record(call)
         faults = sandbox.faults
         release = sandbox.release_event
-        draw = sandbox.draw_fault(faults, key=f"{endpoint}|{order_id}|{ordinal}")
+        draw = sandbox.draw_fault(faults, key=f"{endpoint}|{call.order_id}|{ordinal}")
         if draw.delay_s and release.wait(draw.delay_s):
             self.close_connection = True
             return
@@ -177,22 +167,36 @@ class Handler(BaseHTTPRequestHandler):
         if kind is not None and kind.stage is Stage.FRONT:
             self._front_fault(kind, faults)
             return
-        not_processed = (
-            kind.value.upper()
-            if kind is not None and kind.stage is Stage.INSTEAD
-            else None
-        )
+        instead = kind is not None and kind.stage is Stage.INSTEAD
         reply = sandbox.application.handle(
             call,
-            not_processed=not_processed,
+            not_processed=kind.value.upper() if kind is not None and instead else None,
             not_processed_status=faults.not_processed_status,
         )
         if reply.applied:
-            sandbox.recorder.mark_applied(endpoint=endpoint, order_id=order_id)
+            sandbox.recorder.mark_applied(endpoint=endpoint, order_id=call.order_id)
 
         if kind is not None and kind.stage is Stage.BACK:
             self._back_fault(kind, reply, faults, release)
-        elif reply.action == "close_after_read" or (
+        else:
+            self._deliver(reply, faults, release, head=head)
+
+    def _record(self, call: Call) -> int:
+        """Count and keep the request; the ordinal of its order id."""
+        return self.server.sandbox.recorder.receive(
+            endpoint=call.endpoint,
+            method=call.method,
+            order_id=call.order_id,
+            headers=tuple(self.headers.items()),
+            body=call.body,
+            received_at=datetime.now(UTC),
+        )
+
+    def _deliver(
+        self, reply: Reply, faults: Faults, release: Event, *, head: bool
+    ) -> None:
+        """Send the reply, or carry out its scripted action or delay."""
+        if reply.action == "close_after_read" or (
             reply.delay_s and release.wait(reply.delay_s)
         ):
             # Closed without an answer: scripted, or let go by a reset or stop.

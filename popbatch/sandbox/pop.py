@@ -98,14 +98,36 @@ class PopApplication:
     ) -> Reply:
         """Answer one call; ``not_processed`` (RA01, RD01, RM01) replaces the
         gateway step with that code and no m_status (a fault)."""
+        checked = self._check(call)
+        if isinstance(checked, Reply):
+            return checked
+        echo = self._echo_id(call.endpoint, call.document or {})
+        if not_processed is not None:
+            body = _pop_failure(echo, not_processed, codes.MESSAGES[not_processed])
+            always_200 = self._config.error_status is ErrorStatus.ALWAYS_200
+            return _json_reply(200 if always_200 else not_processed_status, body)
+
+        scripted = self._script.next_answer(checked.order_id)
+        if scripted is not None and scripted.action != "pass":
+            return self._scripted(scripted, checked)
+        outcome = self._apply(checked)
+
+        # RC3C is decided before the gateway; gateway answers are all HTTP 200.
+        status = 200 if outcome.reached_gateway else self._status(outcome.result_code)
+        body = _answer(checked, outcome, echo)
+        reply = _json_reply(status, body, applied=outcome.applied)
+        if scripted is not None and scripted.delay_s:
+            return _with_delay(reply, scripted.delay_s)
+        return reply
+
+    def _check(self, call: Call) -> PopRequest | Reply:
+        """The checked request, or the refusal to answer with."""
         if call.method != "POST":
             message = f"{call.method} method is not supported"
-            return self._refuse(
-                "RC32", None, message=message, extra=(("Allow", "POST"),)
-            )
-        merchant = authenticate(
-            call.authorization, self._config.test_keys, self._config.live_keys
-        )
+            allow = (("Allow", "POST"),)
+            return self._refuse("RC32", None, message=message, extra=allow)
+        config = self._config
+        merchant = authenticate(call.authorization, config.test_keys, config.live_keys)
         if merchant is None:
             challenge = (("WWW-Authenticate", 'Basic realm="POP"'),)
             return self._refuse("RC17", None, extra=challenge)
@@ -114,31 +136,11 @@ class PopApplication:
         if call.document is None:
             return self._refuse("RC43", None)
 
-        echo = self._echo_id(call.endpoint, call.document)
         checked = check_fields(call.endpoint, call.document, merchant)
         if isinstance(checked, Refusal):
+            echo = self._echo_id(call.endpoint, call.document)
             return self._refuse(checked.result_code, echo)
-        if not_processed is not None:
-            body = _pop_failure(echo, not_processed, codes.MESSAGES[not_processed])
-            status = (
-                200
-                if self._config.error_status is ErrorStatus.ALWAYS_200
-                else not_processed_status
-            )
-            return _json_reply(status, body)
-
-        scripted = self._script.next_answer(checked.order_id)
-        if scripted is not None and scripted.action != "pass":
-            return self._scripted(scripted, checked)
-        delay = 0.0 if scripted is None else scripted.delay_s
-        outcome = self._apply(checked)
-
-        # RC3C is decided before the gateway; gateway answers are all HTTP 200.
-        status = 200 if outcome.reached_gateway else self._status(outcome.result_code)
-        reply = _json_reply(
-            status, _answer(checked, outcome, echo), applied=outcome.applied
-        )
-        return reply if not delay else _with_delay(reply, delay)
+        return checked
 
     def _apply(self, request: PopRequest) -> Outcome:
         ledger = self._ledger

@@ -336,8 +336,9 @@ def test_every_kind_has_a_stage():
         ),
         ({"hangs": 1.0}, "unknown fault setting 'hangs'"),
         ({"hang": "1"}, "fault setting 'hang' must be a number, got '1'"),
+        ({"not_processed_status": 200.5}, "not_processed_status must be a whole number"),
     ],
-    ids=["sum", "rate", "latency", "style", "unknown", "type"],
+    ids=["sum", "rate", "latency", "style", "unknown", "type", "whole-number"],
 )
 def test_impossible_fault_settings_are_refused(settings, message):
     """Fault settings are checked when they are set."""
