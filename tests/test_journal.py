@@ -739,6 +739,25 @@ def test_calls_from_several_threads_are_serialised(journal: Journal) -> None:
     assert journal.counts(batch.id)[RowState.IN_FLIGHT] == 200
 
 
+def test_a_full_disk_is_an_output_error_and_changes_nothing(journal: Journal) -> None:
+    """SQLITE_FULL becomes OutputError (73) naming the journal; the batch is intact."""
+    batch = make_batch(journal)
+    conn = journal._db._conn
+    assert conn is not None
+    pages = conn.execute("PRAGMA page_count").fetchone()[0]
+    conn.execute(f"PRAGMA max_page_count = {pages}")
+    rows = [planned(n, f"A-{n}" + "x" * 100) for n in range(2, 2000)]
+
+    with pytest.raises(OutputError) as caught:
+        journal.add_rows(batch.id, rows)
+
+    assert caught.value.message == (
+        f"cannot write the journal {str(journal.path)!r}: database or disk is full"
+    )
+    assert caught.value.exit_code is ExitCode.CANNOT_WRITE
+    assert journal.rows(batch.id) == []
+
+
 # Applying outcomes
 
 
