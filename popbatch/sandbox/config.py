@@ -74,8 +74,9 @@ class SandboxConfig:
     host: str = "127.0.0.1"
     port: int = 0
     base_path: str = DEFAULT_BASE_PATH
-    test_keys: tuple[str, ...] = (DEFAULT_TEST_KEY,)
-    live_keys: tuple[str, ...] = ()
+    # Keys stay out of the repr, like every server key in popbatch.
+    test_keys: tuple[str, ...] = field(default=(DEFAULT_TEST_KEY,), repr=False)
+    live_keys: tuple[str, ...] = field(default=(), repr=False)
     seed: Seed | None = None
     script: Script | None = None
     faults: Faults = field(default_factory=Faults)

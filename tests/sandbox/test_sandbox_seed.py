@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-from popbatch.sandbox import SandboxError, Seed, load_seed_file
+from popbatch.sandbox import SandboxConfig, SandboxError, Seed, load_seed_file
 from popbatch.sandbox.config import default_seed
 from popbatch.sandbox.ledger import Ledger
 
@@ -206,3 +206,12 @@ def test_a_seed_file_that_is_not_json_is_named(tmp_path):
         f"seed file {str(path)!r} is not valid JSON: "
         "Expecting property name enclosed in double quotes: line 1 column 2 (char 1)"
     )
+
+
+def test_the_config_repr_never_shows_a_key():
+    """Keys stay out of reprs, as every server key in popbatch does."""
+    config = SandboxConfig(
+        test_keys=("Secret-Test-Key",), live_keys=("Secret-Live-Key",)
+    )
+
+    assert "Secret" not in repr(config)
