@@ -34,10 +34,18 @@ import pyarrow as pa_arrow
 import pyarrow.compute as pc
 from pandera.errors import SchemaErrors
 
-from popbatch.errors import InputRefusedError
 from popbatch.io import normalise as norm
+from popbatch.io.columns import (
+    ROWS_SHOWN,
+    ColumnMap,
+    cell_problems,
+    check_dummy,
+    map_columns,
+    refuse_card_numbers,
+    rows_text,
+)
 from popbatch.io.csvfile import TEXT
-from popbatch.io.readers import CellProblem, InputTable, date_cell_message
+from popbatch.io.readers import InputTable
 from popbatch.operations import (
     AMOUNT_MAX,
     ORDER_ID_MAX,
@@ -48,9 +56,6 @@ from popbatch.operations import (
 from popbatch.rows import Change, Problem
 
 logger = logging.getLogger(__name__)
-
-# How many row numbers a message lists before it says "and N more".
-_ROWS_SHOWN = 50
 
 
 @dataclass
@@ -137,13 +142,13 @@ def validate(table: InputTable, operation: Operation, *, live: bool) -> Validati
             one is missing, an uninterpreted column holds card numbers, or a
             ``dummy`` column disagrees with the run.
     """
-    mapping = _map_columns(table, operation)
-    _refuse_card_numbers(table, mapping.uninterpreted)
+    mapping = map_columns(table, operation)
+    refuse_card_numbers(table, mapping.uninterpreted)
     if mapping.dummy is not None:
-        _check_dummy(table, mapping.dummy, live=live)
+        check_dummy(table, mapping.dummy, live=live)
 
-    work, changes = _normalise(table, operation, mapping.columns)
-    typed_cells = _cell_problems(table, operation, mapping.columns)
+    work, changes = norm.normalise_fields(table, operation, mapping.columns)
+    typed_cells = cell_problems(table, operation, mapping.columns)
     _set_aside(work, mapping.columns, typed_cells)
     problems = _schema_problems(table, operation, mapping.columns, work)
     problems.update(typed_cells)
@@ -171,232 +176,6 @@ def validate(table: InputTable, operation: Operation, *, live: bool) -> Validati
         changes=changes,
         notices=notices,
     )
-
-
-def _where(table: InputTable) -> str:
-    if table.sheet is not None:
-        return f"{table.path.name} (sheet {table.sheet!r})"
-    return table.path.name
-
-
-# --- columns -------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class _Mapping:
-    columns: dict[str, int]
-    dummy: int | None
-    uninterpreted: list[int]
-    unused_fields: dict[int, str]  # position -> a field of another operation
-
-
-def _map_columns(table: InputTable, operation: Operation) -> _Mapping:
-    positions: dict[str, list[int]] = {}
-    for position, header in enumerate(table.headers):
-        field = norm.field_for_header(header)
-        if field is not None:
-            positions.setdefault(field, []).append(position)
-
-    read = set(operation.field_names) | {"dummy"}
-    for field, found in positions.items():
-        if field in read and len(found) > 1:
-            raise _duplicate_column(table, field, found)
-    missing = [
-        field.name
-        for field in operation.fields
-        if field.required and field.name not in positions
-    ]
-    if missing:
-        raise _missing_column(table, operation, missing)
-
-    columns = {
-        field: found[0]
-        for field, found in positions.items()
-        if field in operation.field_names
-    }
-    dummy = positions["dummy"][0] if "dummy" in positions else None
-    unused = {
-        found[0]: field for field, found in positions.items() if field not in read
-    }
-    interpreted = set(columns.values()) | ({dummy} if dummy is not None else set())
-    uninterpreted = [p for p in range(len(table.headers)) if p not in interpreted]
-
-    return _Mapping(columns, dummy, uninterpreted, unused)
-
-
-def _duplicate_column(
-    table: InputTable, field: str, found: list[int]
-) -> InputRefusedError:
-    letters = [norm.column_letter(position) for position in found]
-    listed = ", ".join(letters[:-1]) + f" and {letters[-1]}"
-    spellings = {norm.header_key(table.headers[position]) for position in found}
-    if len(spellings) == 1:
-        message = (
-            f'{_where(table)}: column "{field}" appears more than once '
-            f"(columns {listed}); remove or rename one"
-        )
-    else:
-        named = ", ".join(f'"{table.header_label(position)}"' for position in found)
-        message = (
-            f"{_where(table)}: columns {named} all mean {field} "
-            f"(columns {listed}); remove or rename all but one"
-        )
-
-    return InputRefusedError(
-        message,
-        hint="popbatch cannot know which column was meant, so it sends nothing.",
-    )
-
-
-def _missing_column(
-    table: InputTable, operation: Operation, missing: list[str]
-) -> InputRefusedError:
-    headers = [table.header_label(p) for p in range(len(table.headers))]
-    found = ", ".join(f'"{header}"' for header in headers)
-    names = " and ".join(f'"{name}"' for name in missing)
-    noun = "column" if len(missing) == 1 else "columns"
-    message = (
-        f"{_where(table)} has no {names} {noun} for {operation.name} "
-        f"(row {table.header_row}, the header, has {found})"
-    )
-    aliases = "; ".join(
-        f"{name}: " + ", ".join(norm.FIELD_ALIASES[name][1:]) for name in missing
-    )
-    hint = f"Name the {noun} {', '.join(missing)} (also accepted: {aliases})."
-    if len(headers) == 1 and ";" in table.headers[0]:
-        hint = "The header seems to use ';' between columns; save the file as CSV with commas."
-
-    return InputRefusedError(message, hint=hint)
-
-
-# --- file-level refusals ------------------------------------------------------------
-
-
-def _refuse_card_numbers(table: InputTable, positions: list[int]) -> None:
-    """Refuse a file with card numbers in a column popbatch does not read.
-
-    The numbers are never echoed: the message names the column and rows.
-    A number cell of more than 15 digits has already lost its last digits
-    in Excel, so there a brand prefix and length are enough.
-    """
-    rounded: dict[int, list[int]] = {}
-    for problem in table.problems:
-        if problem.reason == "number_too_long" and problem.column in positions:
-            rounded.setdefault(problem.column, []).append(problem.row)
-
-    for position in positions:
-        found = norm.find_card_numbers(table.cells[position])
-        rows = table.row_numbers[found].tolist()
-        for row in rounded.get(position, []):
-            index = int(np.searchsorted(table.row_numbers, row))
-            digits = table.cells[position].iat[index].lstrip("-")
-            if 13 <= len(digits) <= 19 and norm.has_card_prefix(digits):
-                rows.append(row)
-        if rows:
-            rows = sorted(set(rows))
-            cells = "cell" if len(rows) == 1 else "cells"
-            raise InputRefusedError(
-                f'{_where(table)}: column "{table.header_label(position)}" '
-                f"({norm.column_letter(position)}) holds what look like card "
-                f"numbers in {len(rows)} {cells} ({_rows_text(rows)}); popbatch "
-                "refuses files that hold card numbers",
-                hint="Delete those numbers (or the column) and save the file again.",
-            )
-
-
-def _check_dummy(table: InputTable, position: int, *, live: bool) -> None:
-    """Accept a ``dummy`` column only when every value agrees with the run."""
-    expected = "false" if live else "true"
-    texts = table.cells[position]
-    canonical = [norm.canonical_boolean(text) for text in texts.tolist()]
-    unreadable = [i for i, value in enumerate(canonical) if value is None]
-    disagree = [
-        i for i, value in enumerate(canonical) if value not in ("", expected, None)
-    ]
-    label = table.header_label(position)
-    if unreadable:
-        first = unreadable[0]
-        raise InputRefusedError(
-            f'{_where(table)}: column "{label}" has {norm.quote(texts.iat[first])} '
-            f"on row {table.row_number(first)}; it must be "
-            f"{norm.BOOLEAN_SPELLINGS} and agree with the run",
-            hint="Remove the dummy column: --live decides whether requests are real.",
-        )
-    if disagree:
-        rows = [table.row_number(i) for i in disagree]
-        run = "live run (--live)" if live else "test run (dummy true)"
-        value = "true" if live else "false"
-        raise InputRefusedError(
-            f'{_where(table)}: column "{label}" says {value} on {len(rows)} '
-            f"{'row' if len(rows) == 1 else 'rows'} ({_rows_text(rows)}), "
-            f"but this is a {run}",
-            hint="Remove the dummy column: --live decides whether requests are real.",
-        )
-
-
-def _rows_text(rows: list[int]) -> str:
-    shown = ", ".join(str(row) for row in rows[:_ROWS_SHOWN])
-    more = len(rows) - _ROWS_SHOWN
-    word = "row" if len(rows) == 1 else "rows"
-
-    return f"{word} {shown}" + (f" and {more} more" if more > 0 else "")
-
-
-# --- normalisation ------------------------------------------------------------------
-
-
-_ID_FAST = r"[A-Za-z0-9_\-]{1,100}"
-
-
-def _normalise(
-    table: InputTable, operation: Operation, columns: dict[str, int]
-) -> tuple[pd.DataFrame, dict[int, tuple[Change, ...]]]:
-    """Return the normalised text of every field, and the changes made."""
-    length = len(table.cells)
-    work: dict[str, pd.Series] = {}
-    found: dict[int, list[Change]] = {}
-    for field in operation.fields:
-        if field.name not in columns:
-            work[field.name] = pd.Series([""] * length, dtype=TEXT)
-            continue
-
-        position = columns[field.name]
-        text = table.cells[position]
-        label = table.header_label(position)
-        series, changed = _normalise_field(field, text)
-        work[field.name] = series
-        for index, after in changed.items():
-            found.setdefault(index, []).append(Change(label, text.iat[index], after))
-
-    changes = {index: tuple(items) for index, items in sorted(found.items())}
-
-    return pd.DataFrame(work), changes
-
-
-def _normalise_field(field: Field, text: pd.Series) -> tuple[pd.Series, dict[int, str]]:
-    if field.kind is FieldKind.ORDER_ID:
-        series, changed, _ = norm.normalise_column(
-            text, fast=_ID_FAST, fix=norm.normalise_id
-        )
-        return series, changed
-    if field.kind is FieldKind.PAYNOW_ID:
-        series, changed, _ = norm.normalise_column(text, fast=_ID_FAST, fix=norm.trim)
-        return series, changed
-    if field.kind is FieldKind.AMOUNT:
-        series, changed, _ = norm.normalise_column(
-            text, fast=r"(?:[1-9][0-9]*)?", fix=norm.normalise_amount
-        )
-        return series, changed
-
-    series, changed, _ = norm.normalise_column(
-        text, fast="true|false|", fix=norm.canonical_boolean
-    )
-    shown = {
-        index: after
-        for index, after in changed.items()
-        if norm.boolean_change(text.iat[index], after)
-    }
-    return series, shown
 
 
 # --- the schema -----------------------------------------------------------------------
@@ -625,7 +404,7 @@ class _Describer:
                 f"allowed (got {shown})",
             )
         if what == "duplicate":
-            rows = ", ".join(str(row) for row in self._rows_of(canonical)[:_ROWS_SHOWN])
+            rows = ", ".join(str(row) for row in self._rows_of(canonical)[:ROWS_SHOWN])
             return (
                 f"{field}_duplicate",
                 f"{label} {canonical} appears more than once in this file "
@@ -685,72 +464,9 @@ class _Describer:
         return self._duplicates.get(order_id, [])
 
 
-# --- Excel cell facts ----------------------------------------------------------------
-
-# Which typed-cell facts reject a row, by the kind of field the column holds.
-_ALWAYS = frozenset(
-    {"merged_cells", "formula_without_value", "error_cell", "date_cell"}
-)
-_CELL_REASONS = {
-    FieldKind.ORDER_ID: _ALWAYS
-    | {"number_format_hides_digits", "number_too_long", "boolean_cell"},
-    FieldKind.PAYNOW_ID: _ALWAYS
-    | {"number_format_hides_digits", "number_too_long", "boolean_cell"},
-    FieldKind.AMOUNT: _ALWAYS,
-    FieldKind.BOOLEAN: _ALWAYS,
-}
-_CELL_PRIORITY = (
-    "merged_cells",
-    "formula_without_value",
-    "error_cell",
-    "date_cell",
-    "number_too_long",
-    "number_format_hides_digits",
-    "boolean_cell",
-)
-
-
-def _cell_problems(
-    table: InputTable, operation: Operation, columns: dict[str, int]
-) -> dict[tuple[int, int], Problem]:
-    """Return the Excel cell facts that reject a row, one per cell read."""
-    kind_at = {columns[f.name]: f.kind for f in operation.fields if f.name in columns}
-    chosen: dict[tuple[int, int], CellProblem] = {}
-    for problem in table.problems:
-        kind = kind_at.get(problem.column)
-        if kind is None or problem.reason not in _CELL_REASONS[kind]:
-            continue
-        index = int(np.searchsorted(table.row_numbers, problem.row))
-        key = (index, problem.column)
-        held = chosen.get(key)
-        if held is None or _CELL_PRIORITY.index(problem.reason) < _CELL_PRIORITY.index(
-            held.reason
-        ):
-            chosen[key] = problem
-
-    result: dict[tuple[int, int], Problem] = {}
-    for (index, position), problem in chosen.items():
-        value = table.cells[position].iat[index]
-        message = problem.message
-        if problem.reason == "date_cell" and kind_at[position] in (
-            FieldKind.ORDER_ID,
-            FieldKind.PAYNOW_ID,
-        ):
-            label = table.header_label(position)
-            message = date_cell_message(label, value, position, noun="id")
-        result[(index, position)] = Problem(
-            reason=problem.reason,
-            message=message,
-            column=table.header_label(position),
-            value=norm.escape_invisible(value),
-        )
-
-    return result
-
-
 def _set_aside(
     work: pd.DataFrame,
-    columns: dict[str, int],
+    field_columns: dict[str, int],
     typed_cells: dict[tuple[int, int], Problem],
 ) -> None:
     """Blank the cells an Excel fact rejects, so no other check counts them.
@@ -758,7 +474,7 @@ def _set_aside(
     A date cell's ISO text is not the id that was typed: it must not make
     a real ``2024-03-01`` text id look duplicated (case 10).
     """
-    field_at = {position: field for field, position in columns.items()}
+    field_at = {position: field for field, position in field_columns.items()}
     by_field: dict[str, list[int]] = {}
     for index, position in typed_cells:
         by_field.setdefault(field_at[position], []).append(index)
@@ -818,13 +534,16 @@ def _amounts(text: pd.Series) -> pd.Series:
 
 
 def _notices(
-    table: InputTable, operation: Operation, mapping: _Mapping, valid: pd.DataFrame
+    table: InputTable,
+    operation: Operation,
+    mapping: ColumnMap,
+    valid: pd.DataFrame,
 ) -> tuple[str, ...]:
     notices = [_blank_notice(run) for run in _runs(table.blank_rows)]
     if table.hidden_rows:
         rows = list(table.hidden_rows)
         notices.append(
-            f"{_rows_text(rows).capitalize()} {'is' if len(rows) == 1 else 'are'} "
+            f"{rows_text(rows).capitalize()} {'is' if len(rows) == 1 else 'are'} "
             "hidden in Excel (a filter or hidden rows); popbatch reads them like "
             "any other row"
         )
@@ -846,7 +565,7 @@ def _notices(
             notices.append(
                 f"{len(rows)} {'row has' if len(rows) == 1 else 'rows have'} no "
                 f"amount: each cancels or refunds the FULL amount of its order "
-                f"({_rows_text(rows)})"
+                f"({rows_text(rows)})"
             )
     if table.cells.empty:
         notices.append("the file has no data rows")

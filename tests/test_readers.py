@@ -21,7 +21,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from popbatch.errors import ExitCode, InputUnreadableError, UsageError
-from popbatch.io import csvfile, xlsx
+from popbatch.io import csvfile, numfmt
 from popbatch.io.readers import CellProblem, InputTable, read_input
 
 MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
@@ -875,7 +875,7 @@ def test_cells_without_references_and_strict_namespace_are_read(tmp_path: Path) 
 )
 def test_date_formats_are_told_from_number_formats(code: str, is_date: bool) -> None:
     """Date letters count outside quotes, escapes, colours and General only."""
-    assert xlsx.is_date_format(code) is is_date
+    assert numfmt.is_date_format(code) is is_date
 
 
 @pytest.mark.parametrize(
@@ -892,4 +892,4 @@ def test_date_formats_are_told_from_number_formats(code: str, is_date: bool) -> 
 )
 def test_date_serials_follow_excel_1900_calendar(serial: str, iso: str) -> None:
     """Excel's 1900 calendar has its phantom 29 February."""
-    assert xlsx.serial_to_iso(serial) == iso
+    assert numfmt.serial_to_iso(serial) == iso

@@ -13,12 +13,18 @@ from __future__ import annotations
 import re
 import unicodedata
 from collections.abc import Callable, Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 import numpy.typing as npt
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
-from popbatch.operations import AMOUNT_MAX
+from popbatch.io.csvfile import TEXT
+from popbatch.operations import AMOUNT_MAX, Field, FieldKind, Operation
+from popbatch.rows import Change
+
+if TYPE_CHECKING:
+    from popbatch.io.readers import InputTable
 
 # Header aliases: every spelling that names a field. Headers are matched on
 # ``header_key``, so case, width, spaces, "_" and "-" do not matter here.
@@ -432,3 +438,61 @@ def find_card_numbers(series: pd.Series) -> npt.NDArray[np.bool_]:
         found[position] = holds_card_number(series.iat[position])
 
     return found
+
+
+# --- a table's fields ------------------------------------------------------
+
+_ID_FAST = r"[A-Za-z0-9_\-]{1,100}"
+
+
+def normalise_fields(
+    table: InputTable, operation: Operation, columns: dict[str, int]
+) -> tuple[pd.DataFrame, dict[int, tuple[Change, ...]]]:
+    """Return the normalised text of every field of a table, and the changes made.
+
+    A field without a column is all blanks. Changes are keyed by the
+    table's index and name the column as the input spells it.
+    """
+    length = len(table.cells)
+    work: dict[str, pd.Series] = {}
+    found: dict[int, list[Change]] = {}
+    for field in operation.fields:
+        if field.name not in columns:
+            work[field.name] = pd.Series([""] * length, dtype=TEXT)
+            continue
+
+        position = columns[field.name]
+        text = table.cells[position]
+        label = table.header_label(position)
+        series, changed = _normalise_field(field, text)
+        work[field.name] = series
+        for index, after in changed.items():
+            found.setdefault(index, []).append(Change(label, text.iat[index], after))
+
+    changes = {index: tuple(items) for index, items in sorted(found.items())}
+
+    return pd.DataFrame(work), changes
+
+
+def _normalise_field(field: Field, text: pd.Series) -> tuple[pd.Series, dict[int, str]]:
+    if field.kind is FieldKind.ORDER_ID:
+        series, changed, _ = normalise_column(text, fast=_ID_FAST, fix=normalise_id)
+        return series, changed
+    if field.kind is FieldKind.PAYNOW_ID:
+        series, changed, _ = normalise_column(text, fast=_ID_FAST, fix=trim)
+        return series, changed
+    if field.kind is FieldKind.AMOUNT:
+        series, changed, _ = normalise_column(
+            text, fast=r"(?:[1-9][0-9]*)?", fix=normalise_amount
+        )
+        return series, changed
+
+    series, changed, _ = normalise_column(
+        text, fast="true|false|", fix=canonical_boolean
+    )
+    shown = {
+        index: after
+        for index, after in changed.items()
+        if boolean_change(text.iat[index], after)
+    }
+    return series, shown

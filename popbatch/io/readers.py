@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal
@@ -34,13 +35,7 @@ import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 from popbatch.errors import InputUnreadableError, UsageError
 from popbatch.io.csvfile import TEXT, read_csv_records
 from popbatch.io.normalise import column_letter, display_header
-from popbatch.io.xlsx import (
-    CellNote,
-    Merge,
-    SheetContent,
-    read_workbook,
-    refuse_not_a_workbook,
-)
+from popbatch.io.xlsx import CellNote, Merge, SheetContent, read_workbook
 
 logger = logging.getLogger(__name__)
 
@@ -191,6 +186,53 @@ def _refuse_other_workbook(name: str, suffix: str, data: bytes) -> InputUnreadab
     return refuse_not_a_workbook(data, name)
 
 
+def refuse_not_a_workbook(data: bytes, name: str) -> InputUnreadableError:
+    """Return the one-line error for bytes under an Excel name that are no .xlsx."""
+    suffix = name.rsplit(".", 1)[-1].lower() if "." in name else "xlsx"
+    if data.startswith(b"\xd0\xcf\x11\xe0"):
+        if "EncryptedPackage".encode("utf-16-le") in data:
+            return InputUnreadableError(
+                f"{name} is password-protected; remove the password in Excel "
+                "(File > Info > Protect Workbook) and save it again"
+            )
+        return InputUnreadableError(
+            f"{name}: legacy Excel 97-2003 .xls is not supported; open it in "
+            "Excel and save as .xlsx (or CSV UTF-8)"
+        )
+    head = data[:4096].lstrip()
+    if head[:1] == b"<" and (b"<html" in head.lower() or b"<table" in head.lower()):
+        return InputUnreadableError(
+            f"{name}: this .{suffix} file is a web page (HTML), not an Excel "
+            "workbook; open it in Excel and save as .xlsx (or CSV UTF-8)"
+        )
+    if _looks_like_text(data[:4096]):
+        return InputUnreadableError(
+            f"{name}: this .{suffix} file is not an Excel workbook (it looks like "
+            "CSV text); rename it to .csv or save it again from Excel"
+        )
+
+    return InputUnreadableError(
+        f"{name}: this .{suffix} file is not an Excel workbook (it is not a zip "
+        "archive); save it again from Excel as .xlsx"
+    )
+
+
+def _looks_like_text(head: bytes) -> bool:
+    if b"\x00" in head:
+        return False
+    for codec in ("utf-8", "cp932"):
+        try:
+            head.decode(codec)
+        except UnicodeDecodeError as error:
+            # A character cut at the end of the sample is still text.
+            if error.start >= len(head) - 3:
+                return True
+            continue
+        return True
+
+    return False
+
+
 # --- CSV ---------------------------------------------------------------------
 
 
@@ -230,7 +272,10 @@ def _read_csv(path: Path, data: bytes, digest: str, encoding: str | None) -> Inp
 
 
 def _read_xlsx(path: Path, data: bytes, digest: str, sheet: str | None) -> InputTable:
-    content = read_workbook(data, path.name, sheet)
+    try:
+        content = read_workbook(data, path.name, sheet)
+    except zipfile.BadZipFile:
+        raise refuse_not_a_workbook(data, path.name) from None
     frame = _frame_of_rows(content.rows)
     numbers = np.asarray(content.row_numbers, dtype=np.int64)
     titles = _title_rows(content)

@@ -1,0 +1,267 @@
+"""Which input column holds which field, and the refusals about columns.
+
+A file is refused as a whole (exit 65, even with ``--skip-invalid``) when
+popbatch cannot tell which column to read: a field's column appears twice
+(after trimming, case and aliases) or a required one is missing. It is
+also refused when a column popbatch does not read holds card numbers, or
+when a ``dummy`` column disagrees with the run. The Excel cell facts of
+the reader (dates, errors, merges...) are kept here for the columns that
+are read, and only for the kinds of field they matter to.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+
+from popbatch.errors import InputRefusedError
+from popbatch.io import normalise as norm
+from popbatch.io.readers import CellProblem, InputTable, date_cell_message
+from popbatch.operations import FieldKind, Operation
+from popbatch.rows import Problem
+
+# How many row numbers a message lists before it says "and N more".
+ROWS_SHOWN = 50
+
+
+def where(table: InputTable) -> str:
+    """Name the input in a message: the file, and the sheet of a workbook."""
+    if table.sheet is not None:
+        return f"{table.path.name} (sheet {table.sheet!r})"
+    return table.path.name
+
+
+def rows_text(rows: list[int]) -> str:
+    """Return "row 3" or "rows 3, 5 and 2 more" for a message."""
+    shown = ", ".join(str(row) for row in rows[:ROWS_SHOWN])
+    more = len(rows) - ROWS_SHOWN
+    word = "row" if len(rows) == 1 else "rows"
+
+    return f"{word} {shown}" + (f" and {more} more" if more > 0 else "")
+
+
+@dataclass(frozen=True)
+class ColumnMap:
+    """Where each field's column is, and which columns are not read.
+
+    Args:
+        columns: API field name -> position of its column.
+        dummy: position of a ``dummy`` column, if there is one.
+        uninterpreted: positions of every column popbatch does not read.
+        unused_fields: position -> field, for columns that name a field of
+            another operation (carried through, with a notice).
+    """
+
+    columns: dict[str, int]
+    dummy: int | None
+    uninterpreted: list[int]
+    unused_fields: dict[int, str]  # position -> a field of another operation
+
+
+def map_columns(table: InputTable, operation: Operation) -> ColumnMap:
+    """Map the headers to the operation's fields.
+
+    Raises:
+        InputRefusedError: a field's column appears twice, or a required
+            one is missing.
+    """
+    positions: dict[str, list[int]] = {}
+    for position, header in enumerate(table.headers):
+        field = norm.field_for_header(header)
+        if field is not None:
+            positions.setdefault(field, []).append(position)
+
+    read = set(operation.field_names) | {"dummy"}
+    for field, found in positions.items():
+        if field in read and len(found) > 1:
+            raise _duplicate_column(table, field, found)
+    missing = [
+        field.name
+        for field in operation.fields
+        if field.required and field.name not in positions
+    ]
+    if missing:
+        raise _missing_column(table, operation, missing)
+
+    columns = {
+        field: found[0]
+        for field, found in positions.items()
+        if field in operation.field_names
+    }
+    dummy = positions["dummy"][0] if "dummy" in positions else None
+    unused = {
+        found[0]: field for field, found in positions.items() if field not in read
+    }
+    interpreted = set(columns.values()) | ({dummy} if dummy is not None else set())
+    uninterpreted = [p for p in range(len(table.headers)) if p not in interpreted]
+
+    return ColumnMap(columns, dummy, uninterpreted, unused)
+
+
+def _duplicate_column(
+    table: InputTable, field: str, found: list[int]
+) -> InputRefusedError:
+    letters = [norm.column_letter(position) for position in found]
+    listed = ", ".join(letters[:-1]) + f" and {letters[-1]}"
+    spellings = {norm.header_key(table.headers[position]) for position in found}
+    if len(spellings) == 1:
+        message = (
+            f'{where(table)}: column "{field}" appears more than once '
+            f"(columns {listed}); remove or rename one"
+        )
+    else:
+        named = ", ".join(f'"{table.header_label(position)}"' for position in found)
+        message = (
+            f"{where(table)}: columns {named} all mean {field} "
+            f"(columns {listed}); remove or rename all but one"
+        )
+
+    return InputRefusedError(
+        message,
+        hint="popbatch cannot know which column was meant, so it sends nothing.",
+    )
+
+
+def _missing_column(
+    table: InputTable, operation: Operation, missing: list[str]
+) -> InputRefusedError:
+    headers = [table.header_label(p) for p in range(len(table.headers))]
+    found = ", ".join(f'"{header}"' for header in headers)
+    names = " and ".join(f'"{name}"' for name in missing)
+    noun = "column" if len(missing) == 1 else "columns"
+    message = (
+        f"{where(table)} has no {names} {noun} for {operation.name} "
+        f"(row {table.header_row}, the header, has {found})"
+    )
+    aliases = "; ".join(
+        f"{name}: " + ", ".join(norm.FIELD_ALIASES[name][1:]) for name in missing
+    )
+    hint = f"Name the {noun} {', '.join(missing)} (also accepted: {aliases})."
+    if len(headers) == 1 and ";" in table.headers[0]:
+        hint = "The header seems to use ';' between columns; save the file as CSV with commas."
+
+    return InputRefusedError(message, hint=hint)
+
+
+def refuse_card_numbers(table: InputTable, positions: list[int]) -> None:
+    """Refuse a file with card numbers in a column popbatch does not read.
+
+    The numbers are never echoed: the message names the column and rows.
+    A number cell of more than 15 digits has already lost its last digits
+    in Excel, so there a brand prefix and length are enough.
+    """
+    rounded: dict[int, list[int]] = {}
+    for problem in table.problems:
+        if problem.reason == "number_too_long" and problem.column in positions:
+            rounded.setdefault(problem.column, []).append(problem.row)
+
+    for position in positions:
+        found = norm.find_card_numbers(table.cells[position])
+        rows = table.row_numbers[found].tolist()
+        for row in rounded.get(position, []):
+            index = int(np.searchsorted(table.row_numbers, row))
+            digits = table.cells[position].iat[index].lstrip("-")
+            if 13 <= len(digits) <= 19 and norm.has_card_prefix(digits):
+                rows.append(row)
+        if rows:
+            rows = sorted(set(rows))
+            cells = "cell" if len(rows) == 1 else "cells"
+            raise InputRefusedError(
+                f'{where(table)}: column "{table.header_label(position)}" '
+                f"({norm.column_letter(position)}) holds what look like card "
+                f"numbers in {len(rows)} {cells} ({rows_text(rows)}); popbatch "
+                "refuses files that hold card numbers",
+                hint="Delete those numbers (or the column) and save the file again.",
+            )
+
+
+def check_dummy(table: InputTable, position: int, *, live: bool) -> None:
+    """Accept a ``dummy`` column only when every value agrees with the run."""
+    expected = "false" if live else "true"
+    texts = table.cells[position]
+    canonical = [norm.canonical_boolean(text) for text in texts.tolist()]
+    unreadable = [i for i, value in enumerate(canonical) if value is None]
+    disagree = [
+        i for i, value in enumerate(canonical) if value not in ("", expected, None)
+    ]
+    label = table.header_label(position)
+    if unreadable:
+        first = unreadable[0]
+        raise InputRefusedError(
+            f'{where(table)}: column "{label}" has {norm.quote(texts.iat[first])} '
+            f"on row {table.row_number(first)}; it must be "
+            f"{norm.BOOLEAN_SPELLINGS} and agree with the run",
+            hint="Remove the dummy column: --live decides whether requests are real.",
+        )
+    if disagree:
+        rows = [table.row_number(i) for i in disagree]
+        run = "live run (--live)" if live else "test run (dummy true)"
+        value = "true" if live else "false"
+        raise InputRefusedError(
+            f'{where(table)}: column "{label}" says {value} on {len(rows)} '
+            f"{'row' if len(rows) == 1 else 'rows'} ({rows_text(rows)}), "
+            f"but this is a {run}",
+            hint="Remove the dummy column: --live decides whether requests are real.",
+        )
+
+
+# Which typed-cell facts reject a row, by the kind of field the column holds.
+_ALWAYS = frozenset(
+    {"merged_cells", "formula_without_value", "error_cell", "date_cell"}
+)
+_CELL_REASONS = {
+    FieldKind.ORDER_ID: _ALWAYS
+    | {"number_format_hides_digits", "number_too_long", "boolean_cell"},
+    FieldKind.PAYNOW_ID: _ALWAYS
+    | {"number_format_hides_digits", "number_too_long", "boolean_cell"},
+    FieldKind.AMOUNT: _ALWAYS,
+    FieldKind.BOOLEAN: _ALWAYS,
+}
+_CELL_PRIORITY = (
+    "merged_cells",
+    "formula_without_value",
+    "error_cell",
+    "date_cell",
+    "number_too_long",
+    "number_format_hides_digits",
+    "boolean_cell",
+)
+
+
+def cell_problems(
+    table: InputTable, operation: Operation, columns: dict[str, int]
+) -> dict[tuple[int, int], Problem]:
+    """Return the Excel cell facts that reject a row, one per cell read."""
+    kind_at = {columns[f.name]: f.kind for f in operation.fields if f.name in columns}
+    chosen: dict[tuple[int, int], CellProblem] = {}
+    for problem in table.problems:
+        kind = kind_at.get(problem.column)
+        if kind is None or problem.reason not in _CELL_REASONS[kind]:
+            continue
+        index = int(np.searchsorted(table.row_numbers, problem.row))
+        key = (index, problem.column)
+        held = chosen.get(key)
+        if held is None or _CELL_PRIORITY.index(problem.reason) < _CELL_PRIORITY.index(
+            held.reason
+        ):
+            chosen[key] = problem
+
+    result: dict[tuple[int, int], Problem] = {}
+    for (index, position), problem in chosen.items():
+        value = table.cells[position].iat[index]
+        message = problem.message
+        if problem.reason == "date_cell" and kind_at[position] in (
+            FieldKind.ORDER_ID,
+            FieldKind.PAYNOW_ID,
+        ):
+            label = table.header_label(position)
+            message = date_cell_message(label, value, position, noun="id")
+        result[(index, position)] = Problem(
+            reason=problem.reason,
+            message=message,
+            column=table.header_label(position),
+            value=norm.escape_invisible(value),
+        )
+
+    return result
