@@ -3,7 +3,8 @@
 A seed is JSON with two optional lists::
 
     {"orders": [{"order_id": "A-1", "amount": 1000}, ...],
-     "accounts": [{"account_id": "ACC-1", "cards": [...], "default_card": "C1"}]}
+     "paynow_accounts": [{"account_id": "ACC-1",
+                          "cards": [{"card_id": "C1", "default": true}, ...]}]}
 
 Every field is checked strictly (unknown keys are errors, so a typo such as
 ``ammount`` cannot quietly seed the wrong thing), and each error names the
@@ -30,6 +31,8 @@ _ACQUIRER = re.compile(r"[0-9]{2}")
 _V_RESULT_CODE = re.compile(r"[A-Z0-9]{16}")
 
 ORDER_STATES = ("authorised", "captured", "cancelled")
+# The API text spells it "authorize"; both spellings mean the same state.
+_STATE_ALIASES = {"authorized": "authorised"}
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,7 +90,7 @@ class Seed:
         Raises:
             SandboxError: the data does not follow the seed format.
         """
-        top = _mapping(data, source, {"orders", "accounts", "comment"})
+        top = _mapping(data, source, {"orders", "paynow_accounts", "comment"})
         orders = [
             _order(item, f"{source}: orders[{index}]")
             for index, item in enumerate(
@@ -95,9 +98,9 @@ class Seed:
             )
         ]
         accounts = [
-            _account(item, f"{source}: accounts[{index}]")
+            _account(item, f"{source}: paynow_accounts[{index}]")
             for index, item in enumerate(
-                _list(top.get("accounts", []), f"{source}: accounts")
+                _list(top.get("paynow_accounts", []), f"{source}: paynow_accounts")
             )
         ]
         _refuse_duplicates([order.order_id for order in orders], f"{source}: order_id")
@@ -148,6 +151,7 @@ def _order(item: object, where: str) -> OrderSeed:
     where = f"{where} ({order_id})"
     amount = _amount(data.get("amount"), f"{where}: amount")
     state = data.get("state", "authorised")
+    state = _STATE_ALIASES.get(state, state) if isinstance(state, str) else state
     if state not in ORDER_STATES:
         raise SandboxError(f"{where}: state must be one of {', '.join(ORDER_STATES)}")
 
@@ -180,7 +184,7 @@ def _order(item: object, where: str) -> OrderSeed:
 
 
 def _account(item: object, where: str) -> AccountSeed:
-    data = _mapping(item, where, {"account_id", "cards", "default_card"})
+    data = _mapping(item, where, {"account_id", "cards"})
     account_id = data.get("account_id")
     if not isinstance(account_id, str) or not 1 <= len(account_id) <= 100:
         raise SandboxError(
@@ -189,9 +193,10 @@ def _account(item: object, where: str) -> AccountSeed:
     where = f"{where} ({account_id})"
 
     cards: dict[str, Card] = {}
+    defaults: list[str] = []
     for index, entry in enumerate(_list(data.get("cards", []), f"{where}: cards")):
         card_where = f"{where}: cards[{index}]"
-        card_data = _mapping(entry, card_where, {"card_id", *_CARD_KEYS})
+        card_data = _mapping(entry, card_where, {"card_id", "default", *_CARD_KEYS})
         card_id = card_data.pop("card_id", None)
         if not isinstance(card_id, str) or not 1 <= len(card_id) <= 100:
             raise SandboxError(
@@ -199,12 +204,20 @@ def _account(item: object, where: str) -> AccountSeed:
             )
         if card_id in cards:
             raise SandboxError(f"{where}: card_id {card_id!r} appears more than once")
+        is_default = card_data.pop("default", False)
+        if not isinstance(is_default, bool):
+            raise SandboxError(f"{card_where}: default must be true or false")
+        if is_default:
+            defaults.append(card_id)
         cards[card_id] = _card(card_data, card_where)
 
-    default = data.get("default_card")
-    if default is not None and default not in cards:
-        raise SandboxError(f"{where}: default_card {default!r} is not one of its cards")
-
+    # The standard card of PayNowID: one at most, or none (then every
+    # authorize must name its card).
+    if len(defaults) > 1:
+        raise SandboxError(
+            f"{where}: only one card can be the default (found {', '.join(defaults)})"
+        )
+    default = defaults[0] if defaults else None
     return AccountSeed(account_id=account_id, cards=cards, default_card=default)
 
 

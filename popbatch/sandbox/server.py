@@ -191,14 +191,24 @@ class SandboxServer:
         *,
         default_card: str | None = None,
     ) -> None:
-        """Add one PayNow account; each card is a mapping with a ``card_id``."""
-        entry: dict[str, Any] = {
-            "account_id": account_id,
-            "cards": [dict(card) for card in cards],
-        }
+        """Add one PayNow account; each card is a mapping with a ``card_id``.
+
+        ``default_card`` names the standard card (the same as ``"default":
+        true`` on that card in a seed file).
+        """
+        entries = [dict(card) for card in cards]
         if default_card is not None:
-            entry["default_card"] = default_card
-        self.load_seed({"accounts": [entry]})
+            marked = [
+                entry for entry in entries if entry.get("card_id") == default_card
+            ]
+            if not marked:
+                raise SandboxError(
+                    f"default_card {default_card!r} is not one of the cards"
+                )
+            marked[0]["default"] = True
+        self.load_seed(
+            {"paynow_accounts": [{"account_id": account_id, "cards": entries}]}
+        )
 
     def order(self, order_id: str) -> OrderView | None:
         """The ledger's view of one order (state, amounts, history), or None."""

@@ -336,7 +336,10 @@ def test_every_kind_has_a_stage():
         ),
         ({"hangs": 1.0}, "unknown fault setting 'hangs'"),
         ({"hang": "1"}, "fault setting 'hang' must be a number, got '1'"),
-        ({"not_processed_status": 200.5}, "not_processed_status must be a whole number"),
+        (
+            {"not_processed_status": 200.5},
+            "not_processed_status must be a whole number",
+        ),
     ],
     ids=["sum", "rate", "latency", "style", "unknown", "type", "whole-number"],
 )

@@ -22,7 +22,9 @@ def ledger_with(
     *orders: dict[str, Any], accounts: list[dict[str, Any]] | None = None
 ) -> Ledger:
     """A ledger seeded with ``orders`` and ``accounts``, on a fixed clock."""
-    seed = Seed.from_mapping({"orders": list(orders), "accounts": accounts or []})
+    seed = Seed.from_mapping(
+        {"orders": list(orders), "paynow_accounts": accounts or []}
+    )
     return Ledger(seed, clock=lambda: FIXED_TIME)
 
 
@@ -37,6 +39,7 @@ ACCOUNT: dict[str, Any] = {
     "cards": [
         {
             "card_id": "CARD-A",
+            "default": True,
             "masked_card_number": "411111*11",
             "card_expire": "12/34",
         },
@@ -48,7 +51,6 @@ ACCOUNT: dict[str, Any] = {
         },
         {"card_id": "CARD-BAD", "decline": True},
     ],
-    "default_card": "CARD-A",
 }
 
 

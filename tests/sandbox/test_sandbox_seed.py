@@ -35,12 +35,8 @@ def test_a_seed_file_loads_orders_in_every_state_and_accounts(tmp_path):
                         "decline": {"v_result_code": "AG12000000000000"},
                     },
                 ],
-                "accounts": [
-                    {
-                        "account_id": "ACC",
-                        "cards": [{"card_id": "C"}],
-                        "default_card": "C",
-                    }
+                "paynow_accounts": [
+                    {"account_id": "ACC", "cards": [{"card_id": "C", "default": True}]}
                 ],
             }
         ),
@@ -61,6 +57,15 @@ def test_a_seed_file_loads_orders_in_every_state_and_accounts(tmp_path):
         ("authorised", 1000),
     ]
     assert ledger.default_card("ACC") == "C"
+
+
+def test_both_spellings_of_authorised_are_one_state():
+    """ "authorized" (the API text's spelling) and "authorised" mean the same."""
+    seed = Seed.from_mapping(
+        {"orders": [{"order_id": "A-1", "amount": 5, "state": "authorized"}]}
+    )
+
+    assert [order.state for order in seed.orders] == ["authorised"]
 
 
 def test_the_shipped_default_seed_loads():
@@ -93,7 +98,7 @@ def test_a_thousand_order_seed_loads(tmp_path):
         ([], "seed must be a JSON object"),
         (
             {"order": []},
-            "seed: unknown key 'order' (allowed: accounts, comment, orders)",
+            "seed: unknown key 'order' (allowed: comment, orders, paynow_accounts)",
         ),
         (
             {"orders": [{"order_id": "A 1", "amount": 1}]},
@@ -151,15 +156,17 @@ def test_a_thousand_order_seed_loads(tmp_path):
         ),
         (
             {
-                "accounts": [
+                "paynow_accounts": [
                     {
                         "account_id": "ACC",
-                        "cards": [{"card_id": "C"}],
-                        "default_card": "D",
+                        "cards": [
+                            {"card_id": "C", "default": True},
+                            {"card_id": "D", "default": True},
+                        ],
                     }
                 ]
             },
-            "seed: accounts[0] (ACC): default_card 'D' is not one of its cards",
+            "seed: paynow_accounts[0] (ACC): only one card can be the default (found C, D)",
         ),
     ],
     ids=[
@@ -173,7 +180,7 @@ def test_a_thousand_order_seed_loads(tmp_path):
         "refund-needs-capture",
         "duplicate",
         "full-pan",
-        "default-card",
+        "two-defaults",
     ],
 )
 def test_a_seed_that_breaks_the_format_is_refused_with_one_line(data, message):
@@ -215,3 +222,11 @@ def test_the_config_repr_never_shows_a_key():
     )
 
     assert "Secret" not in repr(config)
+
+
+def test_add_account_refuses_a_default_card_it_does_not_hold(sandbox):
+    """The Python API checks the standard card like a seed file does."""
+    with pytest.raises(SandboxError) as caught:
+        sandbox.add_account("ACC", [{"card_id": "C"}], default_card="X")
+
+    assert str(caught.value) == "default_card 'X' is not one of the cards"
