@@ -65,10 +65,11 @@ class Validation:
     Args:
         columns: API field name -> position of the input column holding it.
         valid: the rows that may be sent, indexed like ``table.cells``; one
-            column per operation field: ids as text ("" for a blank
-            optional id), amount as Int64 (NA when blank, cancel only),
-            booleans as True/False/None (None: blank, left out of the
-            request so that the API default applies).
+            column per operation field: required ids as text (str dtype),
+            optional ids (paynow_card_id) as text or None, amount as Int64
+            (NA when blank, cancel only), booleans as True/False/None.
+            None and NA mean blank: left out of the request, so that the
+            API default applies.
         rejected: ``table.cells`` index -> the row's problems (one or more).
         changes: ``table.cells`` index -> normalisations made to its cells.
         notices: facts about the file to show once, such as
@@ -116,18 +117,33 @@ class Validation:
             value = row[field.name]
             if _is_blank(value):
                 continue
-            fields[field.name] = int(value) if field.kind is FieldKind.AMOUNT else value
+            if field.kind is FieldKind.AMOUNT:
+                value = int(value)
+            fields[field.name] = value
 
         return fields
 
     def iter_requests(self) -> Iterator[tuple[int, dict[str, Any]]]:
-        """Yield (index, request fields) of every valid row, in file order."""
-        for index in self.valid.index:
-            yield int(index), self.request_fields(int(index))
+        """Yield (index, request fields) of every valid row, in file order.
+
+        The same fields as ``request_fields``, a column at a time: about
+        3 s for a million rows, where ``DataFrame.to_dict`` takes far longer.
+        """
+        columns = [(name, self.valid[name].tolist()) for name in self.valid.columns]
+        na = pd.NA
+        for position, index in enumerate(self.valid.index.tolist()):
+            yield (
+                index,
+                {
+                    name: values[position]
+                    for name, values in columns
+                    if values[position] is not None and values[position] is not na
+                },
+            )
 
 
 def _is_blank(value: Any) -> bool:
-    return value is None or value is pd.NA or value == ""
+    return value is None or value is pd.NA
 
 
 def validate(table: InputTable, operation: Operation, *, live: bool) -> Validation:
@@ -512,6 +528,10 @@ def _typed(
             values[flags == "true"] = True
             values[flags == "false"] = False
             columns[field.name] = pd.Series(values, index=text.index, dtype=object)
+        elif not field.required:
+            ids = text.to_numpy(dtype=object)
+            ids[ids == ""] = None
+            columns[field.name] = pd.Series(ids, index=text.index, dtype=object)
         else:
             columns[field.name] = text
 

@@ -122,6 +122,7 @@ def test_cancel_without_amounts_refunds_in_full_and_says_so(tmp_path: Path) -> N
 
     assert validation.valid["amount"].tolist() == [pd.NA, 500, pd.NA]
     assert validation.request_fields(0) == {"order_id": "A-1"}
+    assert type(validation.request_fields(1)["amount"]) is int
     assert validation.defaults(0) == {"amount": "full"}
     assert validation.notices == (
         "2 rows have no amount: each cancels or refunds the FULL amount of its "
@@ -358,6 +359,7 @@ def test_authorize_rows_send_paynow_fields_and_leave_blanks_out(tmp_path: Path) 
         (1, {"order_id": "P-2", "amount": 200, "paynow_account_id": "ACC-1"}),
     ]
     assert validation.defaults(1) == {"capture": "true", "paynow_default_card": "true"}
+    assert validation.valid["paynow_card_id"].tolist() == ["CARD-9", None]
 
 
 def test_authorize_paynow_rules(tmp_path: Path) -> None:
