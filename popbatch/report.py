@@ -1,0 +1,586 @@
+"""The result groups and the summary of a batch, built from its journal records.
+
+``build_report`` is pure: it takes the batch, this run and the batch's rows
+as the journal holds them, and returns a ``Report`` that every result file
+is written from (``io.writers``), as well as the lines the command line
+prints at the end and the ``summary.json`` that monitoring reads.
+
+Every input row lands in exactly one group (``rows.group_of``); the report
+counts rows and amounts per group and per result code and checks that they
+add up to the input's. A cancel row without an amount refunds the full
+amount of its order, which popbatch does not know: such rows are counted
+apart from the amounts and named loudly wherever the totals appear.
+"""
+
+from __future__ import annotations
+
+import math
+import statistics
+import time
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+from popbatch.errors import ExitCode
+from popbatch.operations import OPERATIONS, Operation, describe_code
+from popbatch.rows import (
+    GROUP_ORDER,
+    BatchRecord,
+    Group,
+    RowRecord,
+    RunRecord,
+)
+
+# Row numbers listed in a sentence before "and N more".
+ROWS_NAMED = 20
+
+
+@dataclass(frozen=True, slots=True)
+class Tally:
+    """Rows and yen of a set of rows.
+
+    Args:
+        amount: the sum of the request amounts of the rows that have one.
+        full_amount_rows: cancel rows without an amount, which cancel or
+            refund the full amount of their order (not part of ``amount``).
+    """
+
+    rows: int = 0
+    amount: int = 0
+    full_amount_rows: int = 0
+
+    def __add__(self, other: Tally) -> Tally:
+        return Tally(
+            self.rows + other.rows,
+            self.amount + other.amount,
+            self.full_amount_rows + other.full_amount_rows,
+        )
+
+
+@dataclass(frozen=True, slots=True)
+class CodeTally:
+    """The rows of one group that share a result code (or, lacking one, a reason).
+
+    Args:
+        code: the POP result code, or None when the rows have none.
+        label: the code, or popbatch's reason in brackets, e.g. ``(rejected)``
+            or ``(read_timeout)``: what the Summary's code column shows.
+        meaning: the API text's meaning of the code, or a phrase for a reason.
+    """
+
+    group: Group
+    code: str | None
+    label: str
+    meaning: str
+    tally: Tally
+
+
+@dataclass(frozen=True, slots=True)
+class AddingUp:
+    """The check that the groups account for every input row and yen.
+
+    Args:
+        input: the input's rows, counted once per spreadsheet row number.
+        grouped: the sum of the groups.
+        rows_read: how many order rows the reader found, when the caller
+            knows it; otherwise the number of distinct rows in the journal.
+        duplicate_rows: row numbers that more than one record claims.
+    """
+
+    input: Tally
+    grouped: Tally
+    rows_read: int
+    duplicate_rows: tuple[int, ...] = ()
+
+    @property
+    def ok(self) -> bool:
+        """True when the groups hold each input row exactly once."""
+        return (
+            self.input == self.grouped
+            and self.rows_read == self.input.rows
+            and not self.duplicate_rows
+        )
+
+    def sentence(self) -> str:
+        """The check as one sentence for the Summary and the terminal."""
+        if self.ok:
+            return (
+                f"adds up: {self.grouped.rows:,} rows in the groups = "
+                f"{self.rows_read:,} rows in the input, "
+                f"{self.grouped.amount:,} yen = {self.input.amount:,} yen"
+            )
+
+        found = []
+        if self.rows_read != self.input.rows:
+            found.append(
+                f"{self.rows_read:,} rows were read but the journal holds "
+                f"{self.input.rows:,}"
+            )
+        if self.duplicate_rows:
+            found.append(
+                f"rows in more than one record: {name_rows(self.duplicate_rows)}"
+            )
+        if self.input != self.grouped:
+            found.append(
+                f"groups hold {self.grouped.rows:,} rows and {self.grouped.amount:,} yen, "
+                f"the input {self.input.rows:,} rows and {self.input.amount:,} yen"
+            )
+        return "DOES NOT ADD UP: " + "; ".join(found)
+
+
+@dataclass(frozen=True, slots=True)
+class Timings:
+    """When the run happened and how long POP took to answer.
+
+    Args:
+        batch_created_at: when the batch was first planned (earlier than
+            ``started_at`` when this run resumed it).
+        requests: attempts made for the rows, over every run of the batch.
+        median_ms: the median answer time of the rows' last attempts.
+    """
+
+    batch_created_at: datetime
+    started_at: datetime
+    finished_at: datetime | None
+    duration_s: float | None
+    first_sent_at: datetime | None
+    last_received_at: datetime | None
+    requests: int
+    median_ms: int | None
+    slowest_ms: int | None
+
+
+@dataclass(frozen=True)
+class Report:
+    """Everything the result files say about one batch.
+
+    Args:
+        groups: every group in ``GROUP_ORDER``, each with its rows in the
+            order the results list them (Failed by result code, then row;
+            the others by row).
+        tallies: rows and amounts per group.
+        codes: rows and amounts per group and result code, in group order.
+        total: the sum of every group.
+        check: whether the groups add up to the input.
+        full_refunds: per group, the row numbers of cancel rows without an
+            amount (the full amount of the order is refunded).
+        notices: facts about the input reported once (blank rows, sheet).
+    """
+
+    batch: BatchRecord
+    run: RunRecord
+    operation: Operation
+    exit_code: ExitCode
+    groups: Mapping[Group, tuple[RowRecord, ...]]
+    tallies: Mapping[Group, Tally]
+    codes: tuple[CodeTally, ...]
+    total: Tally
+    check: AddingUp
+    full_refunds: Mapping[Group, tuple[int, ...]]
+    timings: Timings
+    notices: tuple[str, ...]
+
+    @property
+    def live(self) -> bool:
+        """True when the requests moved real money (no ``dummy: true``)."""
+        return self.batch.live
+
+    @property
+    def mode(self) -> str:
+        """``live`` or ``test``, as the Summary and summary.json say it."""
+        return "live" if self.batch.live else "test"
+
+    @property
+    def full_refund_count(self) -> int:
+        """How many rows, in every group, refund the full amount of an order."""
+        return sum(len(rows) for rows in self.full_refunds.values())
+
+
+def build_report(
+    batch: BatchRecord,
+    run: RunRecord,
+    rows: Iterable[RowRecord],
+    *,
+    exit_code: int,
+    rows_read: int | None = None,
+    finished_at: datetime | None = None,
+) -> Report:
+    """Sort a batch's rows into the result groups and count them.
+
+    Args:
+        rows: the batch's records, one per order row of the input.
+        exit_code: the run's exit code, which the summary explains.
+        rows_read: the number of order rows the reader found in the file;
+            when given, the adding-up check compares the journal with it.
+        finished_at: when the run ended, if ``run`` does not say yet.
+
+    Raises:
+        ValueError: the batch names an operation popbatch does not have.
+    """
+    operation = _operation(batch.operation)
+    members: dict[Group, list[RowRecord]] = {group: [] for group in GROUP_ORDER}
+    for row in rows:
+        members[row.group].append(row)
+
+    groups = {group: _in_result_order(group, members[group]) for group in GROUP_ORDER}
+    full_refunds = {
+        group: tuple(row.row for row in groups[group] if is_full_refund(row, operation))
+        for group in GROUP_ORDER
+    }
+    tallies = {group: _tally(groups[group], operation) for group in GROUP_ORDER}
+    total = sum(tallies.values(), Tally())
+    finished = finished_at or run.finished_at
+
+    return Report(
+        batch=batch,
+        run=run,
+        operation=operation,
+        exit_code=ExitCode(exit_code),
+        groups=groups,
+        tallies=tallies,
+        codes=_code_tallies(groups, operation),
+        total=total,
+        check=_adding_up(groups, operation, total, rows_read),
+        full_refunds=full_refunds,
+        timings=_timings(batch, run, finished, groups),
+        notices=batch.notices,
+    )
+
+
+def is_full_refund(row: RowRecord, operation: Operation) -> bool:
+    """True for a cancel row that was or would be sent without an amount.
+
+    The API text (Cancel): "If not set, the full amount will apply." A
+    rejected row that never got a request is not counted: it sends nothing.
+    """
+    if operation.name != "cancel" or row.amount is not None:
+        return False
+    return row.request is not None or row.defaults.get("amount") == "full"
+
+
+def _operation(name: str) -> Operation:
+    try:
+        return OPERATIONS[name]
+    except KeyError:
+        raise ValueError(
+            f"batch operation {name!r} is not one of {', '.join(OPERATIONS)}"
+        ) from None
+
+
+def _in_result_order(group: Group, rows: list[RowRecord]) -> tuple[RowRecord, ...]:
+    # Failed rows are read per result code (one CSV each); rows without a
+    # code come after those with one.
+    if group is Group.FAILED:
+        return tuple(sorted(rows, key=lambda row: (_code_key(row), row.row)))
+    return tuple(sorted(rows, key=lambda row: row.row))
+
+
+def _code_key(row: RowRecord) -> tuple[bool, str]:
+    code = result_code(row)
+    return (code is None, code or "")
+
+
+def result_code(row: RowRecord) -> str | None:
+    """The POP result code of the row's last attempt, if it got one."""
+    return row.outcome.result_code if row.outcome is not None else None
+
+
+def _tally(rows: Sequence[RowRecord], operation: Operation) -> Tally:
+    amount = 0
+    full = 0
+    for row in rows:
+        if row.amount is not None:
+            amount += row.amount
+        elif is_full_refund(row, operation):
+            full += 1
+    return Tally(len(rows), amount, full)
+
+
+def _adding_up(
+    groups: Mapping[Group, Sequence[RowRecord]],
+    operation: Operation,
+    grouped: Tally,
+    rows_read: int | None,
+) -> AddingUp:
+    # The input side counts each spreadsheet row once, whatever records the
+    # journal holds for it; a row claimed twice would be counted twice by
+    # the groups and so shows up as a difference.
+    first: dict[int, RowRecord] = {}
+    seen = Counter[int]()
+    for rows in groups.values():
+        for row in rows:
+            seen[row.row] += 1
+            first.setdefault(row.row, row)
+
+    duplicates = tuple(sorted(number for number, count in seen.items() if count > 1))
+    distinct = _tally(list(first.values()), operation)
+    return AddingUp(
+        input=distinct,
+        grouped=grouped,
+        rows_read=rows_read if rows_read is not None else distinct.rows,
+        duplicate_rows=duplicates,
+    )
+
+
+def _timings(
+    batch: BatchRecord,
+    run: RunRecord,
+    finished: datetime | None,
+    groups: Mapping[Group, Sequence[RowRecord]],
+) -> Timings:
+    sent: list[datetime] = []
+    received: list[datetime] = []
+    elapsed: list[int] = []
+    requests = 0
+    for rows in groups.values():
+        for row in rows:
+            requests += row.attempts
+            outcome = row.outcome
+            if outcome is None:
+                continue
+            if outcome.sent_at is not None:
+                sent.append(row.first_sent_at or outcome.sent_at)
+            if outcome.received_at is not None:
+                received.append(outcome.received_at)
+            if outcome.elapsed_ms is not None:
+                elapsed.append(outcome.elapsed_ms)
+
+    duration = (finished - run.started_at).total_seconds() if finished else None
+    return Timings(
+        batch_created_at=batch.created_at,
+        started_at=run.started_at,
+        finished_at=finished,
+        duration_s=duration,
+        first_sent_at=min(sent) if sent else None,
+        last_received_at=max(received) if received else None,
+        requests=requests,
+        median_ms=round(statistics.median(elapsed)) if elapsed else None,
+        slowest_ms=max(elapsed) if elapsed else None,
+    )
+
+
+def _code_tallies(
+    groups: Mapping[Group, Sequence[RowRecord]], operation: Operation
+) -> tuple[CodeTally, ...]:
+    found: list[CodeTally] = []
+    for group in GROUP_ORDER:
+        members: dict[tuple[bool, str], list[RowRecord]] = {}
+        meanings: dict[tuple[bool, str], tuple[str | None, str]] = {}
+        for row in groups[group]:
+            code = result_code(row)
+            label = code if code is not None else f"({_reason(group, row)})"
+            key = (code is None, label)
+            members.setdefault(key, []).append(row)
+            if key not in meanings:
+                meanings[key] = (code, _meaning(group, row, code))
+
+        for key in sorted(members):
+            code, meaning = meanings[key]
+            tally = _tally(members[key], operation)
+            found.append(CodeTally(group, code, key[1], meaning, tally))
+    return tuple(found)
+
+
+def _reason(group: Group, row: RowRecord) -> str:
+    if row.resolution is not None:
+        return "settled by hand"
+    if group is Group.REJECTED:
+        return "rejected"
+    if group is Group.SKIPPED:
+        return "skipped"
+    if row.outcome is None:
+        return "not sent"
+    return row.outcome.reason
+
+
+_NO_CODE = {
+    Group.SUCCEEDED: "succeeded without a POP result code",
+    Group.FAILED: "failed without a POP result code",
+    Group.REJECTED: "never sent: the row did not pass validation",
+    Group.REVIEW: "outcome unknown, no POP result code",
+    Group.SKIPPED: "never sent: already done in an earlier batch",
+    Group.PENDING: "not processed yet: the same command sends it again",
+}
+
+
+def _meaning(group: Group, row: RowRecord, code: str | None) -> str:
+    if code is not None:
+        return describe_code(code)
+    if row.resolution is not None:
+        return f"settled as {row.resolution.outcome} by a person after checking"
+    if group is Group.PENDING and row.outcome is None:
+        return "not sent yet: the run stopped before this row"
+    return _NO_CODE[group]
+
+
+def name_rows(numbers: Sequence[int], limit: int = ROWS_NAMED) -> str:
+    """Spreadsheet row numbers for a sentence: ``4, 9, 12 and 30 more``."""
+    shown = ", ".join(str(number) for number in numbers[:limit])
+    rest = len(numbers) - limit
+    return f"{shown} and {rest:,} more" if rest > 0 else shown
+
+
+def iso_time(moment: datetime | None, *, milliseconds: bool = False) -> str:
+    """ISO 8601 in this machine's time zone, with its UTC offset.
+
+    A time without a zone is taken as this machine's local time.
+    """
+    if moment is None:
+        return ""
+    if not milliseconds:
+        return moment.astimezone().isoformat(timespec="seconds")
+
+    # Result sheets show two times per row; rows sent in the same second
+    # share everything but the milliseconds, and converting to the local
+    # zone is the slow part, so it is done once per second.
+    second = math.floor(moment.timestamp())
+    parts = _LOCAL_SECONDS.get(second)
+    if parts is None or _LOCAL_SECONDS_ZONE[0] != time.tzname:
+        if len(_LOCAL_SECONDS) > 100_000 or _LOCAL_SECONDS_ZONE[0] != time.tzname:
+            _LOCAL_SECONDS.clear()
+            _LOCAL_SECONDS_ZONE[0] = time.tzname
+        text = moment.replace(microsecond=0).astimezone().isoformat()
+        parts = _LOCAL_SECONDS[second] = (text[:19], text[19:])
+    return f"{parts[0]}.{moment.microsecond // 1000:03d}{parts[1]}"
+
+
+_LOCAL_SECONDS: dict[int, tuple[str, str]] = {}
+_LOCAL_SECONDS_ZONE: list[tuple[str, str]] = [time.tzname]
+
+
+def describe_duration(seconds: float | None) -> str:
+    """A duration a person reads at a glance: ``1 h 02 min 03 s``."""
+    if seconds is None:
+        return "not finished"
+    whole = round(seconds)
+    hours, rest = divmod(whole, 3600)
+    minutes, secs = divmod(rest, 60)
+    if hours:
+        return f"{hours} h {minutes:02d} min {secs:02d} s"
+    if minutes:
+        return f"{minutes} min {secs:02d} s"
+    return f"{seconds:.1f} s"
+
+
+def full_refund_sentence(report: Report) -> str | None:
+    """The loud sentence about full-amount cancels, or None when there are none."""
+    count = report.full_refund_count
+    if not count:
+        return None
+
+    parts = [
+        f"{len(rows)} {group} (row{'s' if len(rows) > 1 else ''} {name_rows(rows)})"
+        for group, rows in report.full_refunds.items()
+        if rows
+    ]
+    noun = "row has" if count == 1 else "rows have"
+    return (
+        f"FULL REFUNDS: {count:,} cancel {noun} no amount, so POP cancels or "
+        f"refunds the FULL amount of the order: {'; '.join(parts)}"
+    )
+
+
+def summary_dict(report: Report, *, folder: Path | None = None) -> dict[str, Any]:
+    """What ``summary.json`` holds, for monitoring: counts, amounts, times, exit code.
+
+    Args:
+        folder: the results folder, when the results were written.
+    """
+    batch = report.batch
+    timings = report.timings
+    return {
+        "batch_id": batch.id,
+        "operation": report.operation.name,
+        "mode": report.mode,
+        "live": report.live,
+        "input": {
+            "path": batch.input_path,
+            "sha256": batch.input_sha256,
+            "kind": batch.input_kind,
+            "encoding": batch.encoding,
+            "sheet": batch.sheet,
+        },
+        "started_at": iso_time(timings.started_at),
+        "finished_at": iso_time(timings.finished_at) or None,
+        "duration_s": (
+            round(timings.duration_s, 3) if timings.duration_s is not None else None
+        ),
+        "exit_code": int(report.exit_code),
+        "exit_meaning": report.exit_code.meaning,
+        "rows": report.check.rows_read,
+        "groups": {
+            group.value.lower(): _tally_dict(report.tallies[group])
+            for group in GROUP_ORDER
+        },
+        "total": _tally_dict(report.total),
+        "adds_up": report.check.ok,
+        "check": report.check.sentence(),
+        "result_codes": [
+            {
+                "group": line.group.value.lower(),
+                "code": line.code,
+                "label": line.label,
+                "meaning": line.meaning,
+                **_tally_dict(line.tally),
+            }
+            for line in report.codes
+        ],
+        "full_refund_rows": {
+            group.value.lower(): list(rows)
+            for group, rows in report.full_refunds.items()
+            if rows
+        },
+        "run_by": f"{report.run.user}@{report.run.host}",
+        "version": report.run.version,
+        "results_folder": str(folder) if folder is not None else None,
+    }
+
+
+def _tally_dict(tally: Tally) -> dict[str, int]:
+    return {
+        "rows": tally.rows,
+        "amount": tally.amount,
+        "full_amount_rows": tally.full_amount_rows,
+    }
+
+
+def summary_lines(report: Report, *, folder: Path | None = None) -> list[str]:
+    """The few plain lines the command line prints on stderr at the end.
+
+    Args:
+        folder: the results folder, when the results were written.
+    """
+    mode = (
+        "LIVE: real money moved"
+        if report.live
+        else "test: dummy requests, no money moved"
+    )
+    lines = [f"popbatch {report.operation.name}, batch {report.batch.id} ({mode})"]
+    width = max(len(group.value) for group in GROUP_ORDER)
+    for group in GROUP_ORDER:
+        lines.append(f"  {group.value:<{width}}  {_tally_text(report.tallies[group])}")
+    lines.append(f"  {'Total':<{width}}  {_tally_text(report.total)}")
+    lines.append(f"  {report.check.sentence()}")
+
+    refunds = full_refund_sentence(report)
+    if refunds:
+        lines.append(refunds)
+    if report.tallies[Group.REVIEW].rows:
+        lines.append(
+            "Review rows may or may not have been processed: check them in the "
+            "merchant portal before sending them again."
+        )
+    if folder is not None:
+        lines.append(f"Results: {folder}")
+    lines.append(f"Exit {int(report.exit_code)}: {report.exit_code.meaning}")
+    return lines
+
+
+def _tally_text(tally: Tally) -> str:
+    text = f"{tally.rows:>7,} row{'s' if tally.rows != 1 else ' '}  {tally.amount:>14,} yen"
+    if tally.full_amount_rows:
+        text += f" + {tally.full_amount_rows:,} FULL-amount refund(s)"
+    return text
