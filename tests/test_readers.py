@@ -522,6 +522,22 @@ def test_a_damaged_sheet_is_unreadable(tmp_path: Path) -> None:
         read_input(path)
 
 
+def test_files_without_any_text_have_no_header(tmp_path: Path) -> None:
+    """A CSV of blank lines and an empty sheet are unreadable, not empty batches."""
+    blank = write_csv(tmp_path / "blank.csv", ",,\n\n , \n")
+    book = write_workbook(tmp_path / "empty.xlsx", {"orders": rows_xml()})
+
+    with pytest.raises(InputUnreadableError) as csv_error:
+        read_input(blank)
+    with pytest.raises(InputUnreadableError) as sheet_error:
+        read_input(book)
+
+    assert csv_error.value.message == "blank.csv has no header row: it holds no text"
+    assert sheet_error.value.message == (
+        "sheet 'orders' of empty.xlsx has no header row: it holds no text"
+    )
+
+
 def test_an_xlsx_saved_under_xls_is_read_as_a_workbook(tmp_path: Path) -> None:
     """The bytes decide when the name says .xls but the file is a zip workbook."""
     path = write_workbook(tmp_path / "orders.xls", {"orders": rows_xml(HEADER)})

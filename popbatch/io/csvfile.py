@@ -270,6 +270,8 @@ def parse_fast(utf8: bytes, delimiter: str) -> pd.DataFrame | None:
     back as records of empty cells, as the csv module gives them.
     """
     width = _header_width(utf8, delimiter)
+    if width == 0:
+        return None  # a blank first line: the csv module copes with it
     names = [f"f{i}" for i in range(width)]
     try:
         table = pacsv.read_csv(

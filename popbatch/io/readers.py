@@ -279,7 +279,8 @@ def _read_xlsx(path: Path, data: bytes, digest: str, sheet: str | None) -> Input
     frame = _frame_of_rows(content.rows)
     numbers = np.asarray(content.row_numbers, dtype=np.int64)
     titles = _title_rows(content)
-    layout = _Layout.of(frame, numbers, path.name, skip=frozenset(titles))
+    where = f"sheet {content.sheet!r} of {path.name}"
+    layout = _Layout.of(frame, numbers, where, skip=frozenset(titles))
 
     data_rows = set(layout.row_numbers.tolist())
     labels = [_label(layout.headers, i) for i in range(len(layout.headers))]
