@@ -17,8 +17,8 @@ Two rules shape this module, because POP has no idempotency key:
 How answers are read, in order (the first that applies wins):
 
 1. HTTP 429 (any body), or 503 with ``Retry-After``: not processed.
-2. HTTP 401 or 403: failed, and the batch stops (``key_rejected`` when
-   the body is POP JSON with RC17).
+2. HTTP 401 or 403: failed, and the batch stops (named after the result
+   code when the body is POP JSON with RC17 or RC44).
 3. A body cut short or not POP JSON (a JSON object whose ``status`` and
    ``result_code`` are strings), whatever the HTTP status: unknown.
 4. POP JSON, judged by its fields: a result code the operation does not
@@ -622,8 +622,9 @@ def _not_processed(status: int, after: float | None, header: str | None) -> _Ver
 
 def _refused(status: int, pop: Mapping[str, Any] | None) -> _Verdict:
     """HTTP 401 or 403: every further row would be refused the same way."""
-    if pop is not None and pop.get("result_code") == "RC17":
-        reason, detail = _STOPPING["RC17"]
+    code = pop.get("result_code") if pop is not None else None
+    if code in _STOPPING:
+        reason, detail = _STOPPING[code]
     elif status == 401:
         reason = "http_unauthorized"
         detail = (

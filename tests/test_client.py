@@ -724,14 +724,22 @@ def test_401_and_403_fail_and_stop_the_batch(
     assert outcome.stops_batch is True
 
 
-def test_401_with_rc17_is_a_rejected_key() -> None:
-    """POP's own RC17 names the cause more precisely than the status."""
-    reply = json_reply(401, status="failure", result_code="RC17", m_status=None)
+@pytest.mark.parametrize(
+    ("status", "code", "reason"),
+    [(401, "RC17", "key_rejected"), (403, "RC44", "test_merchant_needs_dummy")],
+)
+def test_401_or_403_with_pop_json_is_named_after_its_code(
+    status: int, code: str, reason: str
+) -> None:
+    """POP's own RC17 or RC44 names the cause more precisely than the status."""
+    reply = json_reply(status, status="failure", result_code=code, m_status=None)
 
     outcome = send_one(reply)
 
-    assert outcome.reason == "key_rejected"
+    assert outcome.kind is OutcomeKind.FAILED
+    assert outcome.reason == reason
     assert outcome.stops_batch is True
+    assert outcome.result_code == code
 
 
 # -- transport errors --------------------------------------------------------------------
