@@ -357,11 +357,28 @@ def _schema_problems(
         if key not in first or order[check] < order[first[key]]:
             first[key] = check
 
+    by_field: dict[str, list[tuple[int, str]]] = {}
+    for (index, field), check in first.items():
+        by_field.setdefault(field, []).append((index, check))
+
+    # Cells are fetched a field at a time: one lookup per cell in an
+    # Arrow-backed column costs more than describing the cell.
     describe = _Describer(table, columns, work)
     problems: dict[tuple[int, int], Problem] = {}
-    for (index, field), check in first.items():
-        position = columns.get(field, -1)
-        problems[(index, position)] = describe(index, field, check)
+    for field, failed in by_field.items():
+        indexes = [index for index, _ in failed]
+        position = columns.get(field)
+        originals = (
+            table.cells[position].iloc[indexes].tolist()
+            if position is not None
+            else [""] * len(indexes)
+        )
+        canonicals = work[field].iloc[indexes].tolist()
+        for (index, check), original, canonical in zip(
+            failed, originals, canonicals, strict=True
+        ):
+            cell = (index, -1 if position is None else position)
+            problems[cell] = describe(field, check, original, canonical)
 
     return problems
 
@@ -376,20 +393,11 @@ class _Describer:
         self.columns = columns
         self.work = work
         self._duplicates: dict[str, list[int]] | None = None
-        self._texts: dict[str, tuple[pd.Series, pd.Series]] = {}
 
-    def __call__(self, index: int, field: str, check: str) -> Problem:
+    def __call__(
+        self, field: str, check: str, original: str, canonical: str
+    ) -> Problem:
         position = self.columns.get(field)
-        if field not in self._texts:
-            original_texts = (
-                self.table.cells[position]
-                if position is not None
-                else pd.Series([""] * len(self.work), dtype=TEXT)
-            )
-            self._texts[field] = (original_texts, self.work[field])
-        originals, canonicals = self._texts[field]
-        original = originals.iat[index]
-        canonical = canonicals.iat[index]
         label = self.table.header_label(position) if position is not None else field
         reason, message = self._describe(check, field, label, original, canonical)
 
