@@ -420,7 +420,7 @@ def test_pyarrow_and_csv_module_read_rectangular_files_alike(
     text = buffer.getvalue()
 
     fast = csvfile.parse_fast(text.encode(), ",")
-    exact = csvfile.parse_exact(text, ",")
+    exact = csvfile.parse_exact(text.encode(), ",")
 
     assert exact.values.tolist() == grid
     if fast is not None:

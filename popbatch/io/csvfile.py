@@ -17,6 +17,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import itertools
 import logging
 import re
 from dataclasses import dataclass
@@ -45,6 +46,9 @@ _SHIFT_JIS_FAMILY = frozenset({"shift_jis", "cp932"})
 # starts with one of these (the formula-injection guard of its CSV output).
 APOSTROPHE_GUARDED = "=+-@\t\r＝＋－＠"
 _APOSTROPHE_PATTERN = "'[=+\\-@\t\r＝＋－＠]"
+
+# Records the csv module parses before they become Arrow columns.
+_CHUNK_RECORDS = 100_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,7 +79,7 @@ def read_csv_records(data: bytes, name: str, encoding: str | None) -> CsvRecords
     records = parse_fast(utf8, delimiter)
     if records is None:
         logger.debug("%s is not rectangular; parsing it with the csv module", name)
-        records = parse_exact(utf8.decode("utf-8"), delimiter)
+        records = parse_exact(utf8, delimiter)
     _refuse_unclosed_quote(records, utf8, name)
 
     return CsvRecords(codec, delimiter, drop_guard_apostrophes(records))
@@ -306,26 +310,42 @@ def parse_fast(utf8: bytes, delimiter: str) -> pd.DataFrame | None:
     return frame
 
 
-def parse_exact(text: str, delimiter: str) -> pd.DataFrame:
+def parse_exact(utf8: bytes, delimiter: str) -> pd.DataFrame:
     """Parse CSV text with the csv module; short records are padded with "".
 
     This reads any file the csv module can, ragged or not; it is the
-    reference ``parse_fast`` is tested against.
+    reference ``parse_fast`` is tested against. Records are turned into
+    Arrow columns a chunk at a time, so a large ragged file never holds
+    all its cells as Python strings at once.
     """
-    reader = csv.reader(io.StringIO(text, newline=""), delimiter=delimiter)
-    records = list(reader)
-    width = max((len(record) for record in records), default=0)
-    if not records:
-        return pd.DataFrame({0: pd.Series([], dtype=TEXT)})
+    lines = io.TextIOWrapper(io.BytesIO(utf8), encoding="utf-8", newline="")
+    reader = csv.reader(lines, delimiter=delimiter)
+    chunks: list[list[pa.Array]] = []
+    lengths: list[int] = []
+    while records := list(itertools.islice(reader, _CHUNK_RECORDS)):
+        columns = itertools.zip_longest(*records, fillvalue="")
+        chunks.append([pa.array(cells, type=pa.large_string()) for cells in columns])
+        lengths.append(len(records))
 
-    columns: dict[int, list[str]] = {i: [] for i in range(width)}
-    for record in records:
-        for i in range(width):
-            columns[i].append(record[i] if i < len(record) else "")
-
-    return pd.DataFrame(
-        {i: pd.Series(cells, dtype=TEXT) for i, cells in columns.items()}
+    width = max((len(chunk) for chunk in chunks), default=1)
+    empty = pa.array([], type=pa.large_string())
+    table = pa.table(
+        {
+            f"f{i}": pa.chunked_array(
+                [
+                    chunk[i] if i < len(chunk) else pa.array([""] * length)
+                    for chunk, length in zip(chunks, lengths, strict=True)
+                ]
+                or [empty],
+                type=pa.large_string(),
+            )
+            for i in range(width)
+        }
     )
+    frame = table.to_pandas(types_mapper={pa.large_string(): TEXT}.get)
+    frame.columns = pd.RangeIndex(width)
+
+    return frame
 
 
 def _refuse_unclosed_quote(records: pd.DataFrame, utf8: bytes, name: str) -> None:
