@@ -77,25 +77,24 @@ def test_two_aliases_of_one_field_refuse_the_file(tmp_path: Path) -> None:
             "order_id,memo",
             'orders.csv has no "amount" column for capture (row 1, the header, has '
             '"order_id", "memo")',
-            "Name the column amount (also accepted: amount: 金額, 決済金額, 請求金額, "
-            "売上金額, 取引金額, 返金額, 返金金額, 取消金額).",
+            "Name the column amount (or 金額, 決済金額, 請求金額, 売上金額, 取引金額, "
+            "返金額, 返金金額, 取消金額).",
         ),
         (
             "reauthorize",
             "order_id,amount",
             'orders.csv has no "original_order_id" column for reauthorize (row 1, the '
             'header, has "order_id", "amount")',
-            "Name the column original_order_id (also accepted: original_order_id: "
-            "元注文番号, 元注文ID, 元オーダーID, 元取引ID).",
+            "Name the column original_order_id (or 元注文番号, 元注文ID, 元オーダーID, "
+            "元取引ID).",
         ),
         (
             "authorize",
             "amount",
             'orders.csv has no "order_id" and "paynow_account_id" columns for '
             'authorize (row 1, the header, has "amount")',
-            "Name the columns order_id, paynow_account_id (also accepted: order_id: "
-            "注文番号, 注文ID, オーダーID, 取引ID, 受注番号; paynow_account_id: 会員ID, "
-            "PayNow会員ID).",
+            "Name the columns order_id (or 注文番号, 注文ID, オーダーID, 取引ID, 受注番号) "
+            "and paynow_account_id (or 会員ID, PayNow会員ID).",
         ),
         (
             "capture",

@@ -127,17 +127,19 @@ def _missing_column(
     table: InputTable, operation: Operation, missing: list[str]
 ) -> InputRefusedError:
     headers = [table.header_label(p) for p in range(len(table.headers))]
-    found = ", ".join(f'"{header}"' for header in headers)
+    found = ", ".join(f'"{header}"' for header in headers[:10])
+    if len(headers) > 10:
+        found += f" and {len(headers) - 10} more"
     names = " and ".join(f'"{name}"' for name in missing)
     noun = "column" if len(missing) == 1 else "columns"
     message = (
         f"{where(table)} has no {names} {noun} for {operation.name} "
         f"(row {table.header_row}, the header, has {found})"
     )
-    aliases = "; ".join(
-        f"{name}: " + ", ".join(norm.FIELD_ALIASES[name][1:]) for name in missing
+    accepted = " and ".join(
+        f"{name} (or {', '.join(norm.FIELD_ALIASES[name][1:])})" for name in missing
     )
-    hint = f"Name the {noun} {', '.join(missing)} (also accepted: {aliases})."
+    hint = f"Name the {noun} {accepted}."
     if len(headers) == 1 and ";" in table.headers[0]:
         hint = "The header seems to use ';' between columns; save the file as CSV with commas."
 
