@@ -329,7 +329,7 @@ def _frame_of_rows(rows: list[list[str]]) -> pd.DataFrame:
 
 
 def _title_rows(content: SheetContent) -> dict[int, str]:
-    """Find title rows above the header: each text in a merge across columns."""
+    """Find title rows above the header: one text, in a merge across columns."""
     anchors = {
         (merge.first_row, merge.first_column): merge.ref
         for merge in content.merges
@@ -340,9 +340,9 @@ def _title_rows(content: SheetContent) -> dict[int, str]:
         filled = [column for column, text in enumerate(values) if text.strip()]
         if not filled:
             continue
-        if not all((number, column) in anchors for column in filled):
+        if len(filled) != 1 or (number, filled[0]) not in anchors:
             break
-        titles[number] = ", ".join(anchors[(number, column)] for column in filled)
+        titles[number] = anchors[(number, filled[0])]
 
     return titles
 

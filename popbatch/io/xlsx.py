@@ -539,7 +539,12 @@ class _SheetReader:
             text = serial_to_iso(value, date1904=self.date1904)
             self._note("date_cell", text)
             return text
-        if value.isdigit() and len(value) <= SIGNIFICANT_DIGITS and value[0] != "0":
+        if (
+            value.isascii()
+            and value.isdigit()
+            and len(value) <= SIGNIFICANT_DIGITS
+            and value[0] != "0"
+        ):
             text, whole, too_long = value, True, False  # the common case
         elif not value.strip():
             return ""
