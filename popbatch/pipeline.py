@@ -1,0 +1,534 @@
+"""The flow of one run: read, validate, plan, send, record, report.
+
+This is the one place where the journal, the worker pool, the rate limiter,
+the client and the retry policy meet. It never prints or exits: it returns
+values, raises PopbatchError, and reports progress through hooks.
+"""
+
+from __future__ import annotations
+
+import logging
+import socket
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+
+from popbatch import __version__
+from popbatch.config import ReadOptions, RunOptions, ServerKey, current_user
+from popbatch.errors import (
+    ExitCode,
+    InputRefusedError,
+    OutputError,
+    UsageError,
+    combine_exit_codes,
+)
+from popbatch.io.readers import read_input
+from popbatch.io.writers import CsvOut, results_folder_name, write_results
+from popbatch.journal import Journal, JournalLock, RowUpdate, batch_key
+from popbatch.operations import OPERATIONS, Operation
+from popbatch.plan import check_control_totals, judge_row, plan_rows
+from popbatch.report import Report, build_report, summary_lines
+from popbatch.rows import BatchRecord, Group, Outcome, RowRecord, RowState, RunRecord
+from popbatch.schema import Validation, validate
+from popbatch.sender import Sender, StopSignal
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "Confirmation",
+    "RunHooks",
+    "RunResult",
+    "StopSignal",
+    "operation_named",
+    "read_and_validate",
+    "refuse_invalid",
+    "run_batch",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class Confirmation:
+    """What a person approves before a live run: rows, total, full refunds."""
+
+    operation: str
+    rows: int
+    total: int
+    full_refunds: tuple[int, ...]  # spreadsheet rows of cancels without amount
+    endpoint: str
+    yes: bool
+
+
+@dataclass(slots=True)
+class RunHooks:
+    """Callbacks through which the CLI follows and steers a run."""
+
+    confirm: Callable[[Confirmation], bool] | None = None
+    confirm_resend: Callable[[int], bool] | None = None
+    started: Callable[[int], None] | None = None
+    row_done: Callable[[RowRecord, Outcome | None], None] | None = None
+
+
+@dataclass(slots=True)
+class RunResult:
+    """What a run produced: the batch, its report and where the results are."""
+
+    batch: BatchRecord
+    report: Report
+    results_folder: Path
+    exit_code: ExitCode
+    sent: int = 0
+    lines: list[str] = field(default_factory=list)
+
+
+def operation_named(name: str) -> Operation:
+    """Return the operation called ``name``; UsageError when there is none."""
+    try:
+        return OPERATIONS[name]
+    except KeyError:
+        raise UsageError(
+            f"unknown operation {name!r}",
+            hint=f"Use one of: {', '.join(OPERATIONS)}.",
+        ) from None
+
+
+def read_and_validate(
+    operation: Operation, path: Path, read: ReadOptions, *, live: bool
+) -> Validation:
+    """Read the input file and validate every row (nothing is sent)."""
+    table = read_input(path, sheet=read.sheet, encoding=read.encoding)
+    for note in table.notes:
+        logger.info("input=%s %s", path.name, note)
+    return validate(table, operation, live=live)
+
+
+def refuse_invalid(validation: Validation) -> None:
+    """Raise InputRefusedError when any row is invalid (exit 65)."""
+    rejected = len(validation.rejected)
+    if not rejected:
+        return
+    total = len(validation.table.cells)
+    raise InputRefusedError(
+        f"{validation.table.path.name}: {rejected:,} of {total:,} rows are invalid; "
+        "nothing was sent",
+        hint="Fix them (see the table above), or send the valid rows with "
+        "--skip-invalid.",
+    )
+
+
+def run_batch(
+    options: RunOptions,
+    key: ServerKey,
+    hooks: RunHooks,
+    stop: StopSignal,
+    *,
+    validation: Validation | None = None,
+) -> RunResult:
+    """Run or resume the batch for ``options``, then write its results."""
+    operation = operation_named(options.operation)
+    if validation is None:
+        validation = read_and_validate(
+            operation, options.input_path, options.read, live=options.live
+        )
+    if not options.skip_invalid:
+        refuse_invalid(validation)
+    if options.journal_path is None:
+        raise UsageError("a run needs a journal (--journal or POPBATCH_JOURNAL)")
+
+    with _locked_journal(options.journal_path) as journal:
+        batch, created = _find_or_plan_batch(journal, operation, validation, options)
+        return _send_and_report(
+            journal, batch, created, operation, options, key, hooks, stop
+        )
+
+
+@contextmanager
+def _locked_journal(path: Path) -> Iterator[Journal]:
+    with JournalLock(path):
+        journal = Journal.open(path)
+        try:
+            yield journal
+        finally:
+            journal.close()
+
+
+def _key_of(operation: Operation, validation: Validation, options: RunOptions) -> str:
+    table = validation.table
+    return batch_key(
+        operation.name,
+        table.sha256,
+        options.live,
+        options.endpoint,
+        read=(table.sheet or "", table.encoding or ""),
+    )
+
+
+def _find_or_plan_batch(
+    journal: Journal, operation: Operation, validation: Validation, options: RunOptions
+) -> tuple[BatchRecord, bool]:
+    """Find the batch of this file and options, or plan a new one.
+
+    Planning is one transaction: a crash leaves either the whole batch with
+    every row, or nothing.
+    """
+    key = _key_of(operation, validation, options)
+    batch = journal.find_batch(key)
+    if batch is not None:
+        logger.info("batch=%d resumed", batch.id)
+        return batch, False
+
+    rows = plan_rows(validation, live=options.live)
+    _judge(journal, operation, options, rows, exclude_batch=None)
+    check_control_totals(rows, options.totals)
+    table = validation.table
+    with journal.transaction():
+        batch = journal.create_batch(
+            key=key,
+            operation=operation.name,
+            input_path=str(table.path),
+            input_sha256=table.sha256,
+            input_kind=table.kind,
+            encoding=table.encoding,
+            delimiter=table.delimiter,
+            sheet=table.sheet,
+            headers=table.headers,
+            columns=dict(validation.columns),
+            live=options.live,
+            endpoint=options.endpoint,
+            options=options.request_options(),
+            notices=tuple(table.notes) + tuple(validation.notices),
+        )
+        journal.add_rows(batch.id, rows)
+    logger.info("batch=%d planned rows=%d", batch.id, len(rows))
+    return batch, True
+
+
+def _judge(
+    journal: Journal,
+    operation: Operation,
+    options: RunOptions,
+    rows: list[RowRecord],
+    *,
+    exclude_batch: int | None,
+) -> list[RowUpdate]:
+    """Apply the rules across batches to the rows about to be sent.
+
+    The rows are updated in place; the updates returned say which changed,
+    for a batch already in the journal.
+    """
+    waiting = [
+        row
+        for row in rows
+        if row.state in (RowState.PLANNED, RowState.PENDING) and row.order_id
+    ]
+    history = journal.history(
+        [row.order_id for row in waiting if row.order_id],
+        live=options.live,
+        endpoint=options.endpoint,
+        exclude_batch=exclude_batch,
+    )
+
+    updates = []
+    for row in waiting:
+        assert row.order_id is not None
+        verdict = judge_row(
+            row,
+            operation,
+            history.get(row.order_id, []),
+            allow_repeat=options.allow_repeat,
+        )
+        if verdict.state is row.state and verdict.problems == row.problems:
+            continue
+        row.state = verdict.state
+        row.problems = verdict.problems
+        if row.id is not None:
+            updates.append(RowUpdate(row.id, verdict.state, problems=verdict.problems))
+
+    return updates
+
+
+def _send_and_report(
+    journal: Journal,
+    batch: BatchRecord,
+    created: bool,
+    operation: Operation,
+    options: RunOptions,
+    key: ServerKey,
+    hooks: RunHooks,
+    stop: StopSignal,
+) -> RunResult:
+    lines: list[str] = []
+    if not created:
+        lines += _prepare_resume(journal, batch, operation, options, hooks)
+    rows = journal.rows(batch.id)
+    to_send = [row for row in rows if row.state is RowState.PLANNED]
+    if not created and not to_send and batch.finished_at is not None:
+        lines.append(
+            f"batch {batch.id} already finished on "
+            f"{batch.finished_at.isoformat(timespec='seconds')}: nothing sent"
+        )
+
+    run = journal.start_run(
+        RunRecord(
+            batch_id=batch.id,
+            started_at=datetime.now().astimezone(),
+            user=current_user(),
+            host=socket.gethostname(),
+            version=__version__,
+            options=options.request_options(),
+        )
+    )
+    if to_send and options.live and hooks.confirm is not None:
+        _confirm(hooks.confirm, operation, options, to_send)
+
+    sender = Sender(journal, operation, options, key, stop, row_done=hooks.row_done)
+    if to_send:
+        if hooks.started is not None:
+            hooks.started(len(to_send))
+        logger.info("batch=%d sending rows=%d", batch.id, len(to_send))
+        sender.send(to_send)
+    if stop.message:
+        lines.append(stop.message)
+
+    final_rows = journal.rows(batch.id)
+    exit_code = batch_exit_code(final_rows, stop.exit_code)
+    finished = datetime.now().astimezone()
+    if run.id is not None:
+        journal.finish_run(run.id, exit_code=int(exit_code), finished_at=finished)
+    open_rows = any(
+        row.state in (RowState.PLANNED, RowState.PENDING) for row in final_rows
+    )
+    if not open_rows:
+        journal.finish_batch(batch.id, exit_code=int(exit_code), finished_at=finished)
+    batch = journal.get_batch(batch.id)
+    run = journal.runs(batch.id)[-1]
+
+    report = build_report(batch, run, final_rows, exit_code=exit_code)
+    folder = options.out_dir / results_folder_name(batch)
+    write_results(report, folder, csv_encoding=options.csv_encoding)
+    logger.info(
+        "batch=%d done exit=%d sent=%d results=%s",
+        batch.id,
+        exit_code,
+        sender.sent,
+        folder,
+    )
+    lines += summary_lines(report, folder=folder)
+    return RunResult(batch, report, folder, exit_code, sent=sender.sent, lines=lines)
+
+
+def _prepare_resume(
+    journal: Journal,
+    batch: BatchRecord,
+    operation: Operation,
+    options: RunOptions,
+    hooks: RunHooks,
+) -> list[str]:
+    """Settle what a resumed batch left: rows in flight, Review rows, rules."""
+    lines = []
+    interrupted = journal.mark_interrupted(batch.id)
+    if interrupted:
+        lines.append(
+            f"{interrupted:,} rows were in flight when an earlier run stopped: they "
+            "may have been applied and are in Review, not sent again"
+        )
+        logger.warning("batch=%d in_flight_to_review=%d", batch.id, interrupted)
+
+    review = journal.counts(batch.id).get(RowState.UNKNOWN, 0)
+    ask = hooks.confirm_resend
+    if options.resend_unknown and review and (ask is None or ask(review)):
+        journal.requeue_unknown(batch.id)
+        lines.append(f"{review:,} Review rows are sent again, as asked")
+
+    rows = journal.rows(batch.id, states=(RowState.PLANNED, RowState.PENDING))
+    updates = _judge(journal, operation, options, rows, exclude_batch=batch.id)
+    if updates:
+        journal.apply(updates)
+    return lines
+
+
+def _confirm(
+    confirm: Callable[[Confirmation], bool],
+    operation: Operation,
+    options: RunOptions,
+    rows: list[RowRecord],
+) -> None:
+    confirmation = Confirmation(
+        operation=operation.name,
+        rows=len(rows),
+        total=sum(row.amount or 0 for row in rows),
+        full_refunds=tuple(row.row for row in rows if row.amount is None),
+        endpoint=options.endpoint,
+        yes=options.yes,
+    )
+    if not confirm(confirmation):
+        raise UsageError("the live run was not confirmed; nothing was sent")
+
+
+def batch_exit_code(rows: list[RowRecord], stopped: ExitCode | None) -> ExitCode:
+    """DESIGN.md's exit code for a batch: the first of 130/143, 78, 75, 3, 1."""
+    groups = {row.group for row in rows}
+    codes = [stopped] if stopped is not None else []
+    if Group.PENDING in groups:
+        codes.append(ExitCode.TRY_AGAIN_LATER)
+    if Group.REVIEW in groups:
+        codes.append(ExitCode.REVIEW)
+    if Group.FAILED in groups or Group.REJECTED in groups:
+        codes.append(ExitCode.ROWS_FAILED)
+
+    return combine_exit_codes(codes)
+
+
+# --- validate and dry run ------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Preview:
+    """What a dry run found: the rows a real run would send, and where it says so."""
+
+    validation: Validation
+    rows: list[RowRecord]
+    folder: Path | None
+    exit_code: ExitCode
+    lines: list[str] = field(default_factory=list)
+
+
+def describe_input(validation: Validation) -> str:
+    """How the file was read, e.g. ``encoding cp932, comma-separated``."""
+    table = validation.table
+    if table.kind == "xlsx":
+        return f"sheet {table.sheet!r}"
+    delimiter = "tab-separated" if table.delimiter == "\t" else "comma-separated"
+    return f"encoding {table.encoding}, {delimiter}"
+
+
+def problem_rows(validation: Validation) -> list[tuple[str, str, str, str]]:
+    """The invalid rows as (row, column, value, problem) lines, in row order."""
+    numbers = validation.table.row_numbers
+    lines = []
+    for index in sorted(validation.rejected):
+        for problem in validation.rejected[index]:
+            value = "" if problem.value is None else repr(problem.value)
+            lines.append(
+                (str(numbers[index]), problem.column or "", value, problem.message)
+            )
+
+    return lines
+
+
+def write_rejected(validation: Validation, out_dir: Path) -> Path:
+    """Write the invalid rows, as read, with their problems, to a CSV file."""
+    table = validation.table
+    folder = out_dir / f"{_stem(table.path)}-{validation.operation.name}-validate"
+    path = folder / "rejected.csv"
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        staging = folder / ".rejected.csv.tmp"
+        with CsvOut(staging, "utf-8-sig") as out:
+            out.add(["row", *table.headers, "problems"], None)
+            for index in sorted(validation.rejected):
+                row = int(table.row_numbers[index])
+                problems = "\n".join(p.message for p in validation.rejected[index])
+                cells = [str(cell) for cell in table.cells.iloc[index]]
+                out.add([str(row), *cells, problems], row)
+        staging.replace(path)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the rejected rows to {str(path)!r}: {exc.strerror}"
+        ) from None
+
+    return path
+
+
+def dry_run(options: RunOptions) -> Preview:
+    """Plan the run without sending or recording anything.
+
+    The journal is read when it exists, so the preview applies the same
+    rules across batches as a real run, and the control totals are checked.
+    """
+    operation = operation_named(options.operation)
+    validation = read_and_validate(
+        operation, options.input_path, options.read, live=options.live
+    )
+    if validation.rejected and not options.skip_invalid:
+        return Preview(
+            validation,
+            [],
+            None,
+            ExitCode.INPUT_REFUSED,
+            [
+                f"{len(validation.rejected):,} rows are invalid: a run would send "
+                "nothing (--skip-invalid sends the valid ones)"
+            ],
+        )
+
+    rows = plan_rows(validation, live=options.live)
+    if options.journal_path is not None and options.journal_path.exists():
+        journal = Journal.open(options.journal_path)
+        try:
+            _judge(journal, operation, options, rows, exclude_batch=None)
+        finally:
+            journal.close()
+    check_control_totals(rows, options.totals)
+
+    folder = options.out_dir / f"{_stem(options.input_path)}-{operation.name}-dry-run"
+    path = _write_preview(rows, validation, folder)
+    return Preview(validation, rows, folder, ExitCode.OK, _preview_lines(rows, path))
+
+
+def _write_preview(rows: list[RowRecord], validation: Validation, folder: Path) -> Path:
+    path = folder / "preview.csv"
+    try:
+        folder.mkdir(parents=True, exist_ok=True, mode=0o700)
+        staging = folder / ".preview.csv.tmp"
+        with CsvOut(staging, "utf-8-sig") as out:
+            out.add(["row", "order_id", "would be", "request", "why not sent"], None)
+            for row in rows:
+                verb = _PREVIEW_VERBS[row.state]
+                why = "\n".join(problem.message for problem in row.problems)
+                out.add(
+                    [str(row.row), row.order_id or "", verb, row.request or "", why],
+                    row.row,
+                )
+        staging.replace(path)
+    except OSError as exc:
+        raise OutputError(
+            f"cannot write the preview to {str(path)!r}: {exc.strerror}"
+        ) from None
+
+    return path
+
+
+_PREVIEW_VERBS = {
+    RowState.PLANNED: "sent",
+    RowState.PENDING: "held",
+    RowState.SKIPPED: "skipped",
+    RowState.REJECTED: "rejected",
+}
+
+
+def _preview_lines(rows: list[RowRecord], path: Path) -> list[str]:
+    sent = [row for row in rows if row.state is RowState.PLANNED]
+    total = sum(row.amount or 0 for row in sent)
+    full = [row.row for row in sent if row.amount is None]
+    lines = [
+        f"dry run: {len(sent):,} rows would be sent, total {total:,} yen; nothing was sent"
+    ]
+    if full:
+        lines.append(
+            f"FULL REFUND: {len(full):,} rows have no amount and would refund the full "
+            f"amount (rows {', '.join(str(n) for n in full[:20])}"
+            f"{' ...' if len(full) > 20 else ''})"
+        )
+    for state in (RowState.PENDING, RowState.SKIPPED, RowState.REJECTED):
+        count = sum(1 for row in rows if row.state is state)
+        if count:
+            lines.append(f"{count:,} rows would be {_PREVIEW_VERBS[state]}")
+    lines.append(f"preview of the exact requests: {path}")
+
+    return lines
+
+
+def _stem(path: Path) -> str:
+    return path.stem or "input"

@@ -1,0 +1,290 @@
+"""The plan step: rows become journal records with their exact request bodies.
+
+Planning decides, before anything is sent, what each row will do: a valid
+row gets the JSON body it will be sent with (built once, so that every retry
+and every resumed run sends the same bytes); an invalid row is rejected; and
+the rules across batches (DESIGN.md, plan) skip rows that an earlier batch
+already did, hold rows whose order is still in Review, and refuse refunds that
+repeat or exceed what popbatch itself recorded.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import pandas as pd
+
+from popbatch.config import ControlTotals
+from popbatch.errors import InputRefusedError
+from popbatch.journal import HistoryEntry
+from popbatch.operations import CANCEL, FieldKind, Operation
+from popbatch.rows import Problem, RowRecord, RowState
+from popbatch.schema import Validation
+
+
+def build_request(
+    operation: Operation, values: Mapping[str, Any], *, live: bool
+) -> tuple[str, int | None, dict[str, str]]:
+    """Return the JSON body for one row, its amount, and the API defaults used.
+
+    Fields come in the API text's order with ``dummy`` last, as its examples
+    show. A blank optional cell is left out so that POP's default applies;
+    the defaults returned say which, for the results.
+    """
+    body: dict[str, Any] = {}
+    defaults: dict[str, str] = {}
+    amount: int | None = None
+    for field in operation.fields:
+        value = values.get(field.name)
+        if value is None or value is pd.NA:
+            if field.api_default is not None:
+                defaults[field.name] = field.api_default
+            continue
+        if field.kind is FieldKind.AMOUNT:
+            amount = int(value)
+            body[field.name] = amount
+        elif field.kind is FieldKind.BOOLEAN:
+            body[field.name] = bool(value)
+        else:
+            body[field.name] = str(value)
+    # Test mode is the default: only --live sends dummy false (DESIGN.md, Safety).
+    body["dummy"] = not live
+
+    return json.dumps(body, ensure_ascii=False), amount, defaults
+
+
+def plan_rows(validation: Validation, *, live: bool) -> list[RowRecord]:
+    """Turn a validated input into one journal record per order row."""
+    operation = validation.operation
+    table = validation.table
+    cells = list(table.cells.itertuples(index=False, name=None))
+    row_numbers = table.row_numbers.tolist()
+    order_column = validation.columns.get("order_id")
+    valid = validation.valid.to_dict("index")
+
+    records = []
+    for index, row_cells in enumerate(cells):
+        texts = tuple(str(cell) for cell in row_cells)
+        problems = validation.rejected.get(index)
+        changes = tuple(validation.changes.get(index, ()))
+        if problems:
+            raw_id = texts[order_column].strip() if order_column is not None else None
+            records.append(
+                RowRecord(
+                    row=row_numbers[index],
+                    cells=texts,
+                    state=RowState.REJECTED,
+                    order_id=raw_id or None,
+                    problems=tuple(problems),
+                    changes=changes,
+                )
+            )
+            continue
+        values = valid[index]
+        body, amount, defaults = build_request(operation, values, live=live)
+        records.append(
+            RowRecord(
+                row=row_numbers[index],
+                cells=texts,
+                state=RowState.PLANNED,
+                order_id=str(values["order_id"]),
+                request=body,
+                amount=amount,
+                changes=changes,
+                defaults=defaults,
+            )
+        )
+
+    return records
+
+
+@dataclass(frozen=True, slots=True)
+class Verdict:
+    """What the cross-batch rules say of one row: send it, skip it, or hold it."""
+
+    state: RowState  # PLANNED (send), SKIPPED (final) or PENDING (held)
+    problems: tuple[Problem, ...] = ()
+
+
+SEND = Verdict(RowState.PLANNED)
+
+
+def _succeeded(entry: HistoryEntry) -> bool:
+    return entry.settled is RowState.SUCCEEDED
+
+
+def judge_row(
+    row: RowRecord,
+    operation: Operation,
+    history: Sequence[HistoryEntry],
+    *,
+    allow_repeat: bool,
+) -> Verdict:
+    """Apply DESIGN.md's rules across batches to one row about to be sent.
+
+    ``history`` holds the rows of other batches (same mode and endpoint) for
+    this row's order id, in any operation.
+    """
+    in_review = [entry for entry in history if entry.in_review]
+    if in_review:
+        first = in_review[0]
+        return Verdict(
+            RowState.PENDING,
+            (
+                Problem(
+                    "order_in_review",
+                    f"order {row.order_id} is in Review in batch {first.batch_id} "
+                    f"(row {first.row}); it is not sent until that is settled with "
+                    f"'popbatch resolve {first.batch_id} {row.order_id} "
+                    "--succeeded|--failed'",
+                    column="order_id",
+                    value=row.order_id,
+                ),
+            ),
+        )
+
+    done = [e for e in history if e.operation == operation.name and _succeeded(e)]
+    if operation is CANCEL:
+        return _judge_refund(row, history, done, allow_repeat=allow_repeat)
+    if not done:
+        return SEND
+
+    earlier = done[0]
+    if (
+        earlier.amount is not None
+        and row.amount is not None
+        and earlier.amount != row.amount
+    ):
+        return Verdict(
+            RowState.SKIPPED,
+            (
+                Problem(
+                    "already_done_differs",
+                    f"already done in batch {earlier.batch_id} (row {earlier.row}) with "
+                    f"amount {earlier.amount:,}; this row asks {row.amount:,}, so it "
+                    "was not sent: check which is right",
+                    column="amount",
+                    value=str(row.amount),
+                ),
+            ),
+        )
+    return Verdict(
+        RowState.SKIPPED,
+        (
+            Problem(
+                "already_done",
+                f"already done in batch {earlier.batch_id} (row {earlier.row})",
+                column="order_id",
+                value=row.order_id,
+            ),
+        ),
+    )
+
+
+def _judge_refund(
+    row: RowRecord,
+    history: Sequence[HistoryEntry],
+    done: Sequence[HistoryEntry],
+    *,
+    allow_repeat: bool,
+) -> Verdict:
+    """The cancel rules: full cancels, repeated refunds, refunds above capture."""
+    full = [entry for entry in done if entry.amount is None]
+    if full:
+        return Verdict(
+            RowState.SKIPPED,
+            (
+                Problem(
+                    "already_cancelled",
+                    f"already fully cancelled in batch {full[0].batch_id} "
+                    f"(row {full[0].row})",
+                    column="order_id",
+                    value=row.order_id,
+                ),
+            ),
+        )
+    if row.amount is None:
+        return SEND
+
+    repeats = [entry for entry in done if entry.amount == row.amount]
+    if repeats and not allow_repeat:
+        return Verdict(
+            RowState.SKIPPED,
+            (
+                Problem(
+                    "repeat_refund",
+                    f"a refund of {row.amount:,} for this order already succeeded in "
+                    f"batch {repeats[0].batch_id} (row {repeats[0].row}); a second "
+                    "one refunds twice: not sent (--allow-repeat sends it)",
+                    column="amount",
+                    value=str(row.amount),
+                ),
+            ),
+        )
+
+    captured = [e for e in history if e.operation == "capture" and _succeeded(e)]
+    if captured and captured[0].amount is not None:
+        limit = captured[0].amount
+        refunded = sum(entry.amount or 0 for entry in done)
+        if refunded + row.amount > limit:
+            return Verdict(
+                RowState.SKIPPED,
+                (
+                    Problem(
+                        "refund_exceeds_capture",
+                        f"popbatch captured {limit:,} for this order in batch "
+                        f"{captured[0].batch_id} and has refunded {refunded:,}; a "
+                        f"refund of {row.amount:,} would exceed the capture: not sent",
+                        column="amount",
+                        value=str(row.amount),
+                    ),
+                ),
+            )
+    return SEND
+
+
+def check_control_totals(rows: Iterable[RowRecord], totals: ControlTotals) -> None:
+    """Refuse the run when the file is not what was approved (exit 65).
+
+    Rows count the rows that would be sent. A cancel row without an amount
+    refunds the full amount, which is not known here, so any amount check
+    fails and names those rows.
+    """
+    if totals == ControlTotals():
+        return
+
+    to_send = [row for row in rows if row.state in (RowState.PLANNED, RowState.PENDING)]
+    count = len(to_send)
+    if totals.expect_rows is not None and count != totals.expect_rows:
+        raise InputRefusedError(
+            f"--expect-rows {totals.expect_rows:,} but {count:,} rows would be sent; "
+            "nothing was sent",
+            hint="Check the file against what was approved.",
+        )
+    if totals.expect_total is None and totals.max_total is None:
+        return
+
+    unknown = [row.row for row in to_send if row.amount is None]
+    if unknown:
+        listed = ", ".join(str(number) for number in unknown[:10])
+        more = f" and {len(unknown) - 10:,} more" if len(unknown) > 10 else ""
+        raise InputRefusedError(
+            f"an amount check was asked, but rows {listed}{more} have no amount "
+            "(a full refund, whose amount is not known here); nothing was sent",
+            hint="Give those rows an amount, or drop --expect-total/--max-total.",
+        )
+    total = sum(row.amount or 0 for row in to_send)
+    if totals.expect_total is not None and total != totals.expect_total:
+        raise InputRefusedError(
+            f"--expect-total {totals.expect_total:,} but the rows to send total "
+            f"{total:,}; nothing was sent",
+            hint="Check the file against what was approved.",
+        )
+    if totals.max_total is not None and total > totals.max_total:
+        raise InputRefusedError(
+            f"the rows to send total {total:,}, above --max-total "
+            f"{totals.max_total:,}; nothing was sent",
+        )
