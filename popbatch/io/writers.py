@@ -1,0 +1,407 @@
+"""Writing the results folder: results.xlsx, CSV twins, the retry file, summary.json.
+
+Everything is written into a hidden sibling folder first; only when every
+file is complete (and synced) does it take the results folder's name. A
+resumed batch rewrites its own folder: the previous one is moved aside, the
+new one renamed into place, and the previous one removed. A crash leaves the
+previous complete folder, or, between those two renames, none under the
+name (the previous one is then the hidden ``.NAME.old-*`` beside it, removed
+by the next write; the journal can always rebuild the results). Files are
+the owner's alone (0600, folder 0700).
+
+The CSV files (``io.csvout``) put an apostrophe before a formula-like
+value, and write characters their encoding cannot hold as 〓 in cp932 (the
+run goes on: the money has moved, its record must be written); the Summary
+names the rows, and results.xlsx (``io.xlsxout``) keeps them intact.
+
+The retry file holds the Failed rows and the Rejected rows, in input order
+and exactly as read, in the input's own columns and format, so that the
+merchant fixes them in one place and runs the same command on it. Review
+rows are left out on purpose (they may have been processed: sending them
+again could charge or refund twice), and so are Pending rows (running the
+original command again resumes them) and Skipped rows (already done).
+"""
+
+from __future__ import annotations
+
+import codecs
+import glob
+import json
+import logging
+import os
+import re
+import secrets
+import shutil
+from collections.abc import Sequence
+from contextlib import ExitStack
+from pathlib import Path
+
+from xlsxwriter.exceptions import XlsxWriterException
+
+from popbatch.errors import OutputError, UsageError
+from popbatch.io.csvout import CsvOut, create_private, replacement_mark
+from popbatch.io.layout import Cell, Layout, group_layout
+from popbatch.io.summarysheet import SummarySheet
+from popbatch.io.xlsxout import (
+    WIDTH_SAMPLE,
+    ResultWorkbook,
+    WorkbookLimits,
+    WritingNotes,
+    joined_texts,
+    write_text_workbook,
+)
+from popbatch.report import Report, name_rows, result_code, summary_dict
+from popbatch.rows import GROUP_ORDER, BatchRecord, Group, RowRecord
+
+logger = logging.getLogger(__name__)
+
+__all__ = [
+    "RETRY_GROUPS",
+    "WorkbookLimits",
+    "check_csv_encoding",
+    "results_folder_name",
+    "write_results",
+]
+
+# Groups whose rows go into the retry file (see the module docstring).
+RETRY_GROUPS = (Group.FAILED, Group.REJECTED)
+
+# A results folder name stays well under the 255 bytes most file systems
+# allow, leaving room for the temporary suffixes.
+_NAME_BYTES = 180
+_UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
+
+
+def results_folder_name(batch: BatchRecord) -> str:
+    """The results folder's name: ``<input stem>-<operation>-batch<id>``."""
+    stem = _UNSAFE_NAME.sub("_", Path(batch.input_path).stem).lstrip(".") or "input"
+    suffix = f"-{batch.operation}-batch{batch.id}"
+    budget = _NAME_BYTES - len(suffix.encode())
+    while len(stem.encode()) > budget:
+        stem = stem[:-1]
+    return stem + suffix
+
+
+def check_csv_encoding(name: str) -> str:
+    """Return the codec name for ``--csv-encoding``; UsageError when unknown."""
+    try:
+        return codecs.lookup(name).name
+    except LookupError:
+        raise UsageError(
+            f"--csv-encoding {name!r} is not an encoding Python knows",
+            hint="Use utf-8-sig (the default, for Excel) or cp932.",
+        ) from None
+
+
+def write_results(
+    report: Report,
+    folder: Path,
+    *,
+    csv_encoding: str = "utf-8-sig",
+    limits: WorkbookLimits | None = None,
+) -> Path:
+    """Write the results of ``report`` into ``folder``, atomically, and return it.
+
+    Args:
+        folder: the results folder, normally
+            ``out_dir / results_folder_name(report.batch)``; its parent (the
+            output folder) is created when missing. An existing folder of
+            that name (a resumed batch's) is replaced once the new one is
+            complete.
+        csv_encoding: the encoding of the group CSVs (retry.csv keeps the
+            input's own).
+        limits: sheet and memory limits (tests shrink them).
+
+    Raises:
+        OutputError: a file or folder cannot be written; names the path.
+        UsageError: ``csv_encoding`` is not an encoding.
+    """
+    check_csv_encoding(csv_encoding)
+    staging = _make_staging(folder)
+    try:
+        _write_files(report, staging, folder, csv_encoding, limits or WorkbookLimits())
+        _sync_folder(staging)
+        _put_in_place(staging, folder)
+    except (OSError, XlsxWriterException) as exc:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise _output_error(folder, staging, exc) from exc
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+
+    logger.info("results written to %s", folder)
+    return folder
+
+
+def _make_staging(final: Path) -> Path:
+    if final.is_symlink() or (final.exists() and not final.is_dir()):
+        raise OutputError(
+            f"cannot write the results to {str(final)!r}: something other than "
+            "a results folder has that name",
+            hint="Move it away, or choose another output folder with --out.",
+        )
+    try:
+        final.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        _remove_leftovers(final.parent, final.name)
+        staging = final.parent / f".{final.name}.tmp-{secrets.token_hex(4)}"
+        staging.mkdir(mode=0o700)
+    except OSError as exc:
+        raise _output_error(final, None, exc) from exc
+    return staging
+
+
+def _remove_leftovers(folder: Path, name: str) -> None:
+    # Only one run holds a journal at a time, so a staging or set-aside copy
+    # of this very folder is what a crashed earlier write left behind.
+    for leftover in folder.glob(f".{glob.escape(name)}.*-*"):
+        if leftover.name.startswith((f".{name}.tmp-", f".{name}.old-")):
+            shutil.rmtree(leftover, ignore_errors=True)
+
+
+def _put_in_place(staging: Path, final: Path) -> None:
+    if not final.exists():
+        os.rename(staging, final)
+        _sync_dir(final.parent)
+        return
+
+    # A directory cannot be renamed over a non-empty one: set the previous
+    # folder aside, put the new one in its place, then remove the old one.
+    aside = final.with_name(f".{final.name}.old-{secrets.token_hex(4)}")
+    os.rename(final, aside)
+    try:
+        os.rename(staging, final)
+    except OSError:
+        os.rename(aside, final)
+        raise
+    _sync_dir(final.parent)
+    shutil.rmtree(aside, ignore_errors=True)
+
+
+def _sync_folder(folder: Path) -> None:
+    for path in folder.iterdir():
+        os.chmod(path, 0o600)
+        descriptor = os.open(path, os.O_RDONLY)
+        try:
+            os.fsync(descriptor)
+        finally:
+            os.close(descriptor)
+    _sync_dir(folder)
+
+
+def _sync_dir(folder: Path) -> None:
+    descriptor = os.open(folder, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+def _output_error(
+    final: Path, staging: Path | None, exc: OSError | XlsxWriterException
+) -> OutputError:
+    # Name the results folder the user knows, not the hidden staging folder.
+    # xlsxwriter wraps the OSError of a failed save as its first argument.
+    cause: BaseException = exc
+    if (
+        isinstance(exc, XlsxWriterException)
+        and exc.args
+        and isinstance(exc.args[0], OSError)
+    ):
+        cause = exc.args[0]
+    if not isinstance(cause, OSError):
+        return OutputError(
+            f"cannot write the results to {str(final)!r}: {exc}", hint=_OUTPUT_HINT
+        )
+
+    where = str(final)
+    if cause.filename:
+        path = Path(os.fsdecode(cause.filename))
+        where = str(final / path.name) if path.parent == staging else str(path)
+    return OutputError(
+        f"cannot write the results to {where!r}: {cause.strerror or cause}",
+        hint=_OUTPUT_HINT,
+    )
+
+
+_OUTPUT_HINT = (
+    "Check the output folder (its permissions and free space), "
+    "or choose another with --out."
+)
+
+
+def _write_files(
+    report: Report,
+    staging: Path,
+    final: Path,
+    csv_encoding: str,
+    limits: WorkbookLimits,
+) -> None:
+    notices = list(report.notices)
+    layouts = {group: group_layout(report, group) for group in GROUP_ORDER}
+    cells = sum(
+        len(report.groups[group]) * len(layouts[group].columns) for group in GROUP_ORDER
+    )
+    book = ResultWorkbook(
+        staging / "results.xlsx", cells=cells, limits=limits, tmpdir=staging
+    )
+    summary = SummarySheet(book)
+    summary.write_head(report, final.name)
+
+    replaced: dict[str, list[int]] = {}
+    for group in GROUP_ORDER:
+        found = _write_group(report, group, layouts[group], book, staging, csv_encoding)
+        replaced.update(found)
+
+    retry = _write_retry(report, staging, book.notes)
+    notices += book.notes.sentences()
+    notices += _encoding_notices(replaced, csv_encoding)
+    if retry:
+        notices.append(retry)
+    summary.write_notices(notices)
+    book.close()
+    _write_summary_json(report, staging / "summary.json", final)
+
+
+def _write_group(
+    report: Report,
+    group: Group,
+    layout: Layout,
+    book: ResultWorkbook,
+    staging: Path,
+    csv_encoding: str,
+) -> dict[str, list[int]]:
+    """Write one group to its sheet(s) and CSV twin; Failed also per result code."""
+    rows = report.groups[group]
+    sample = [layout.values(row) for row in rows[:WIDTH_SAMPLE]]
+    sheets = book.group_sheets(layout, len(rows), sample)
+    name = f"{group.value.lower()}.csv"
+    replaced: dict[str, list[int]] = {}
+
+    with ExitStack() as stack:
+        twin = stack.enter_context(CsvOut(staging / name, csv_encoding))
+        twin.add(layout.headers, None)
+        per_code = (
+            _PerCode(staging, csv_encoding, layout.headers)
+            if group is Group.FAILED
+            else None
+        )
+        if per_code is not None:
+            stack.callback(per_code.close)
+
+        for row in rows:
+            values = layout.values(row)
+            texts = joined_texts(values)
+            sheets.add(values, texts)
+            twin.add(values, row.row, texts)
+            if per_code is not None:
+                per_code.add(row, values, texts)
+
+        replaced[name] = twin.replaced_rows
+        if per_code is not None:
+            per_code.close()
+            replaced.update(per_code.replaced)
+    return replaced
+
+
+class _PerCode:
+    """failed-<CODE>.csv files, one per failing result code, opened in turn.
+
+    Failed rows come sorted by result code, so one file is open at a time.
+    """
+
+    def __init__(self, staging: Path, encoding: str, headers: list[str]) -> None:
+        self._staging = staging
+        self._encoding = encoding
+        self._headers = headers
+        self._label: str | None = None
+        self._out: CsvOut | None = None
+        self.replaced: dict[str, list[int]] = {}
+
+    def add(self, row: RowRecord, values: Sequence[Cell], texts: str) -> None:
+        label = _file_label(result_code(row))
+        if label != self._label:
+            self.close()
+            name = f"failed-{label}.csv"
+            self._out = CsvOut(self._staging / name, self._encoding)
+            self._out.add(self._headers, None)
+            self._label = label
+        assert self._out is not None
+        self._out.add(values, row.row, texts)
+
+    def close(self) -> None:
+        if self._out is not None:
+            self._out.close()
+            self.replaced[self._out.path.name] = self._out.replaced_rows
+            self._out = None
+
+
+def _file_label(code: str | None) -> str:
+    if code is None:
+        return "no-result-code"
+    return re.sub(r"[^A-Za-z0-9_-]", "_", code)
+
+
+def _encoding_notices(replaced: dict[str, list[int]], encoding: str) -> list[str]:
+    notices = []
+    for name, rows in sorted(replaced.items()):
+        if rows:
+            where = f"row {rows[0]}" if len(rows) == 1 else f"rows {name_rows(rows)}"
+            mark = replacement_mark(encoding)
+            notices.append(
+                f"{name} is in {encoding}, which cannot hold some characters of "
+                f"{where}: they are written as {mark} there; results.xlsx has them intact."
+            )
+    return notices
+
+
+def _write_retry(report: Report, staging: Path, notes: WritingNotes) -> str | None:
+    """Write retry.csv or retry.xlsx; return the Summary's notice about it."""
+    batch = report.batch
+    rows = sorted(
+        (row for group in RETRY_GROUPS for row in report.groups[group]),
+        key=lambda row: row.row,
+    )
+    if not rows:
+        return None
+
+    width = len(batch.headers)
+    cells = [_padded(row.cells, width) for row in rows]
+    if batch.input_kind == "xlsx":
+        name = "retry.xlsx"
+        write_text_workbook(
+            staging / name,
+            batch.sheet or "Sheet1",
+            batch.headers,
+            cells,
+            tmpdir=staging,
+            notes=notes,
+        )
+    else:
+        name = "retry.csv"
+        encoding = batch.encoding or "utf-8-sig"
+        with CsvOut(staging / name, encoding, batch.delimiter or ",") as out:
+            out.add(batch.headers, None)
+            for row, values in zip(rows, cells, strict=True):
+                out.add(values, row.row)
+
+    counts = " and ".join(
+        f"{len(report.groups[group]):,} {group.value}"
+        for group in RETRY_GROUPS
+        if report.groups[group]
+    )
+    return (
+        f"{name} holds the {counts} rows as read, in the input's columns and format: "
+        "fix them and run the same command on it. Review rows are not in it: "
+        "check them in the merchant portal first."
+    )
+
+
+def _padded(cells: Sequence[str], width: int) -> list[Cell]:
+    found: list[Cell] = list(cells[:width])
+    return found + [""] * (width - len(found))
+
+
+def _write_summary_json(report: Report, path: Path, final: Path) -> None:
+    text = json.dumps(summary_dict(report, folder=final), ensure_ascii=False, indent=2)
+    with create_private(path) as out:
+        out.write(text.encode("utf-8") + b"\n")
