@@ -20,7 +20,7 @@ import numpy.typing as npt
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
 from popbatch.io.csvfile import TEXT
-from popbatch.operations import AMOUNT_MAX, Field, FieldKind, Operation
+from popbatch.operations import Field, FieldKind, Operation
 from popbatch.rows import Change
 
 if TYPE_CHECKING:
@@ -276,11 +276,6 @@ def _explain_decimal(body: str) -> str:
         return "decimals are not read (only a single trailing .0 is)"
 
     return "not a whole number of yen"
-
-
-def amount_limits_text() -> str:
-    """Return the range of amounts as messages state it."""
-    return f"1 to {AMOUNT_MAX:,}"
 
 
 # --- booleans ------------------------------------------------------------
