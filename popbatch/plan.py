@@ -60,45 +60,43 @@ def plan_rows(validation: Validation, *, live: bool) -> list[RowRecord]:
     """Turn a validated input into one journal record per order row."""
     operation = validation.operation
     table = validation.table
-    cells = list(table.cells.itertuples(index=False, name=None))
+    cells = [
+        tuple(str(cell) for cell in row)
+        for row in table.cells.itertuples(index=False, name=None)
+    ]
     row_numbers = table.row_numbers.tolist()
-    order_column = validation.columns.get("order_id")
-    valid = validation.valid.to_dict("index")
+    records: list[RowRecord | None] = [None] * len(cells)
 
-    records = []
-    for index, row_cells in enumerate(cells):
-        texts = tuple(str(cell) for cell in row_cells)
-        problems = validation.rejected.get(index)
-        changes = tuple(validation.changes.get(index, ()))
-        if problems:
-            raw_id = texts[order_column].strip() if order_column is not None else None
-            records.append(
-                RowRecord(
-                    row=row_numbers[index],
-                    cells=texts,
-                    state=RowState.REJECTED,
-                    order_id=raw_id or None,
-                    problems=tuple(problems),
-                    changes=changes,
-                )
-            )
-            continue
-        values = valid[index]
+    for index, values in validation.iter_requests():
         body, amount, defaults = build_request(operation, values, live=live)
-        records.append(
-            RowRecord(
-                row=row_numbers[index],
-                cells=texts,
-                state=RowState.PLANNED,
-                order_id=str(values["order_id"]),
-                request=body,
-                amount=amount,
-                changes=changes,
-                defaults=defaults,
-            )
+        records[index] = RowRecord(
+            row=row_numbers[index],
+            cells=cells[index],
+            state=RowState.PLANNED,
+            order_id=str(values["order_id"]),
+            request=body,
+            amount=amount,
+            changes=tuple(validation.changes.get(index, ())),
+            defaults=defaults,
         )
 
-    return records
+    order_column = validation.columns.get("order_id")
+    for index, problems in validation.rejected.items():
+        raw_id = cells[index][order_column].strip() if order_column is not None else ""
+        records[index] = RowRecord(
+            row=row_numbers[index],
+            cells=cells[index],
+            state=RowState.REJECTED,
+            order_id=raw_id or None,
+            problems=tuple(problems),
+            changes=tuple(validation.changes.get(index, ())),
+        )
+
+    missing = [row_numbers[i] for i, record in enumerate(records) if record is None]
+    if missing:
+        # Validation promises that every row is valid or rejected.
+        raise RuntimeError(f"rows neither valid nor rejected: {missing[:5]}")
+    return [record for record in records if record is not None]
 
 
 @dataclass(frozen=True, slots=True)
