@@ -57,6 +57,7 @@ logger = logging.getLogger(__name__)
 
 __all__ = [
     "RETRY_GROUPS",
+    "CsvOut",
     "WorkbookLimits",
     "check_csv_encoding",
     "results_folder_name",
