@@ -963,6 +963,8 @@ def test_no_retry_file_when_nothing_failed_or_was_rejected(tmp_path: Path) -> No
 
     assert not (folder / "retry.csv").exists()
     assert not (folder / "retry.xlsx").exists()
+    summary = json.loads((folder / "summary.json").read_text(encoding="utf-8"))
+    assert summary["retry_file"] is None
 
 
 # --- the folder --------------------------------------------------------------
@@ -984,6 +986,12 @@ def test_summary_json_is_what_monitoring_reads(written: Path) -> None:
     assert found["adds_up"] is True
     assert found["started_at"] == "2026-01-31T23:00:00+09:00"
     assert found["results_folder"] == str(written)
+    assert found["retry_file"] == "retry.csv"
+    assert found["notices"] == [
+        "retry.csv holds the 2 Failed and 4 Rejected rows as read, in the input's "
+        "columns and format: fix them and run the same command on it. Review rows "
+        "are not in it: check them in the merchant portal first."
+    ]
 
 
 def test_results_are_the_owners_alone(written: Path) -> None:
@@ -1011,7 +1019,7 @@ def test_a_failed_write_leaves_the_previous_folder_untouched(
     """A full disk at the last file: OutputError naming it, old folder as it was."""
     (written / "stale.txt").write_text("from an earlier write", encoding="utf-8")
 
-    def full_disk(report: Report, path: Path, final: Path) -> None:
+    def full_disk(facts: dict[str, Any], path: Path) -> None:
         raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
 
     monkeypatch.setattr(writers, "_write_summary_json", full_disk)

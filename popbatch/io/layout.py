@@ -114,6 +114,10 @@ def group_layout(report: Report, group: Group) -> Layout:
     cancel = operation.name == "cancel"
     rejected = group is Group.REJECTED
     sent = group in SENT_GROUPS
+    explained = group in (Group.FAILED, Group.REVIEW, Group.PENDING)
+    review = group is Group.REVIEW
+    skipped = group is Group.SKIPPED
+    full_refunds = cancel and not rejected
     resolved = group in (Group.SUCCEEDED, Group.FAILED) and any(
         row.resolution is not None for row in report.groups[group]
     )
@@ -123,14 +127,14 @@ def group_layout(report: Report, group: Group) -> Layout:
     for position, header in enumerate(input_headers(batch.headers)):
         kind = Kind.AMOUNT if position == amount_at and not rejected else Kind.TEXT
         columns.append(Column(header, kind))
-    if cancel and not rejected:
+    if full_refunds:
         columns.append(Column("full refund"))
     if sent:
         columns += [Column("result_code"), Column("meaning")]
         columns += [Column(name) for name in response_fields]
-    if group in (Group.FAILED, Group.REVIEW, Group.PENDING):
+    if explained:
         columns += [Column("reason"), Column("detail", Kind.WRAP)]
-    if group is Group.REVIEW:
+    if review:
         columns += [
             Column("http_status", Kind.NUMBER),
             Column("content_type"),
@@ -146,7 +150,7 @@ def group_layout(report: Report, group: Group) -> Layout:
         ]
     if rejected:
         columns.append(Column("reasons", Kind.WRAP))
-    if group is Group.SKIPPED:
+    if skipped:
         columns.append(Column("reason", Kind.WRAP))
     if resolved:
         columns.append(Column("resolution", Kind.WRAP))
@@ -159,7 +163,7 @@ def group_layout(report: Report, group: Group) -> Layout:
     def values(row: RowRecord) -> list[Cell]:
         out: list[Cell] = [row.row]
         out += cells(row)
-        if cancel and not rejected:
+        if full_refunds:
             out.append(FULL_REFUND_TEXT if is_full_refund(row, operation) else None)
         outcome = row.outcome
         if sent:
@@ -175,9 +179,9 @@ def group_layout(report: Report, group: Group) -> Layout:
                 ]
             else:
                 out += [None] * len(response_fields)
-        if group in (Group.FAILED, Group.REVIEW, Group.PENDING):
+        if explained:
             out += [outcome.reason, outcome.detail] if outcome else [None, None]
-        if group is Group.REVIEW:
+        if review:
             out += _evidence(row)
         if sent:
             out.append(row.attempts)
@@ -189,7 +193,7 @@ def group_layout(report: Report, group: Group) -> Layout:
                 out += [None, None, None]
         if rejected:
             out.append(problems_text(row))
-        if group is Group.SKIPPED:
+        if skipped:
             out.append(
                 "\n".join(problem.message for problem in row.problems)
                 or "already done in an earlier batch"

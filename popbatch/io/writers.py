@@ -35,6 +35,7 @@ import shutil
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 from xlsxwriter.exceptions import XlsxWriterException
 
@@ -256,11 +257,16 @@ def _write_files(
     retry = _write_retry(report, staging, book.notes)
     notices += book.notes.sentences()
     notices += _encoding_notices(replaced, csv_encoding)
-    if retry:
-        notices.append(retry)
+    if retry is not None:
+        notices.append(retry[1])
     summary.write_notices(notices)
     book.close()
-    _write_summary_json(report, staging / "summary.json", final)
+
+    # summary.json says what the Summary sheet says, for monitoring.
+    facts = summary_dict(report, folder=final)
+    facts["retry_file"] = retry[0] if retry is not None else None
+    facts["notices"] = notices
+    _write_summary_json(facts, staging / "summary.json")
 
 
 def _write_group(
@@ -355,8 +361,10 @@ def _encoding_notices(replaced: dict[str, list[int]], encoding: str) -> list[str
     return notices
 
 
-def _write_retry(report: Report, staging: Path, notes: WritingNotes) -> str | None:
-    """Write retry.csv or retry.xlsx; return the Summary's notice about it."""
+def _write_retry(
+    report: Report, staging: Path, notes: WritingNotes
+) -> tuple[str, str] | None:
+    """Write retry.csv or retry.xlsx; return its name and the Summary's notice."""
     batch = report.batch
     rows = sorted(
         (row for group in RETRY_GROUPS for row in report.groups[group]),
@@ -390,7 +398,7 @@ def _write_retry(report: Report, staging: Path, notes: WritingNotes) -> str | No
         for group in RETRY_GROUPS
         if report.groups[group]
     )
-    return (
+    return name, (
         f"{name} holds the {counts} rows as read, in the input's columns and format: "
         "fix them and run the same command on it. Review rows are not in it: "
         "check them in the merchant portal first."
@@ -402,7 +410,7 @@ def _padded(cells: Sequence[str], width: int) -> list[Cell]:
     return found + [""] * (width - len(found))
 
 
-def _write_summary_json(report: Report, path: Path, final: Path) -> None:
-    text = json.dumps(summary_dict(report, folder=final), ensure_ascii=False, indent=2)
+def _write_summary_json(facts: dict[str, Any], path: Path) -> None:
+    text = json.dumps(facts, ensure_ascii=False, indent=2)
     with create_private(path) as out:
         out.write(text.encode("utf-8") + b"\n")
