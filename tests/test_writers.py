@@ -1013,6 +1013,24 @@ def test_a_resumed_batch_replaces_its_folder_whole(written: Path) -> None:
     assert [path.name for path in written.parent.iterdir()] == [written.name]
 
 
+def test_leftovers_of_a_crashed_write_are_removed_once_an_hour_old(
+    tmp_path: Path,
+) -> None:
+    """An old staging folder goes; a young one may be another write's and stays."""
+    out = tmp_path / "out"
+    old = out / ".res.tmp-dead0001"
+    young = out / ".res.old-live0002"
+    for leftover in (old, young):
+        leftover.mkdir(parents=True)
+        (leftover / "results.xlsx").write_bytes(b"partial")
+    two_hours_ago = time.time() - 7200
+    os.utime(old, (two_hours_ago, two_hours_ago))
+
+    write_results(make_report(), out / "res")
+
+    assert sorted(path.name for path in out.iterdir()) == [".res.old-live0002", "res"]
+
+
 def test_a_failed_write_leaves_the_previous_folder_untouched(
     written: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -5,8 +5,9 @@ file is complete (and synced) does it take the results folder's name. A
 resumed batch rewrites its own folder: the previous one is moved aside, the
 new one renamed into place, and the previous one removed. A crash leaves the
 previous complete folder, or, between those two renames, none under the
-name (the previous one is then the hidden ``.NAME.old-*`` beside it, removed
-by the next write; the journal can always rebuild the results). Files are
+name (the previous one is then the hidden ``.NAME.old-*`` beside it, which
+a later write removes once it is an hour old; the journal can always rebuild
+the results). Files are
 the owner's alone (0600, folder 0700).
 
 The CSV files (``io.csvout``) put an apostrophe before a formula-like
@@ -32,6 +33,7 @@ import os
 import re
 import secrets
 import shutil
+import time
 from collections.abc import Sequence
 from contextlib import ExitStack
 from pathlib import Path
@@ -71,6 +73,9 @@ RETRY_GROUPS = (Group.FAILED, Group.REJECTED)
 # A results folder name stays well under the 255 bytes most file systems
 # allow, leaving room for the temporary suffixes.
 _NAME_BYTES = 180
+
+# Leftovers of a crashed write older than this are removed (seconds).
+_LEFTOVER_AGE_S = 3600
 _UNSAFE_NAME = re.compile(r'[\x00-\x1f\x7f/\\:*?"<>|]')
 
 
@@ -153,10 +158,18 @@ def _make_staging(final: Path) -> Path:
 
 
 def _remove_leftovers(folder: Path, name: str) -> None:
-    # Only one run holds a journal at a time, so a staging or set-aside copy
-    # of this very folder is what a crashed earlier write left behind.
+    # A staging or set-aside copy of this folder that is an hour old is what
+    # a crashed earlier write left behind; a younger one may belong to a
+    # write going on now (``popbatch report`` takes no journal lock).
+    now = time.time()
     for leftover in folder.glob(f".{glob.escape(name)}.*-*"):
-        if leftover.name.startswith((f".{name}.tmp-", f".{name}.old-")):
+        if not leftover.name.startswith((f".{name}.tmp-", f".{name}.old-")):
+            continue
+        try:
+            stale = now - leftover.stat().st_mtime > _LEFTOVER_AGE_S
+        except OSError:
+            continue
+        if stale:
             shutil.rmtree(leftover, ignore_errors=True)
 
 
