@@ -220,7 +220,11 @@ _CELL_REASONS = {
     FieldKind.AMOUNT: _ALWAYS,
     FieldKind.BOOLEAN: _ALWAYS,
 }
+# Facts that reject a row whichever column they are in: text past the
+# header's last field is a value split by an unquoted comma.
+_ROW_REASONS = frozenset({"extra_cells"})
 _CELL_PRIORITY = (
+    "extra_cells",
     "merged_cells",
     "formula_without_value",
     "error_cell",
@@ -234,12 +238,14 @@ _CELL_PRIORITY = (
 def cell_problems(
     table: InputTable, operation: Operation, columns: dict[str, int]
 ) -> dict[tuple[int, int], Problem]:
-    """Return the Excel cell facts that reject a row, one per cell read."""
+    """Return the cell facts that reject a row: one per cell read, and extra cells."""
     kind_at = {columns[f.name]: f.kind for f in operation.fields if f.name in columns}
     chosen: dict[tuple[int, int], CellProblem] = {}
     for problem in table.problems:
         kind = kind_at.get(problem.column)
-        if kind is None or problem.reason not in _CELL_REASONS[kind]:
+        if problem.reason not in _ROW_REASONS and (
+            kind is None or problem.reason not in _CELL_REASONS[kind]
+        ):
             continue
         index = int(np.searchsorted(table.row_numbers, problem.row))
         key = (index, problem.column)

@@ -23,6 +23,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import logging
+import re
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -51,7 +52,8 @@ class CellProblem:
         column: 0-based position in the header row.
         reason: snake_case: ``date_cell``, ``error_cell``,
             ``formula_without_value``, ``number_format_hides_digits``,
-            ``number_too_long``, ``boolean_cell``, ``merged_cells``.
+            ``number_too_long``, ``boolean_cell``, ``merged_cells``;
+            ``extra_cells`` for a CSV row longer than its header.
         message: a full sentence naming the header text and the value.
     """
 
@@ -76,7 +78,9 @@ class InputTable:
         cells: one row per data row, columns 0..n-1 by position, every cell
             text ("" when empty), RangeIndex.
         row_numbers: int64, the spreadsheet row of each row of ``cells``.
-        problems: typed-cell problems of every column (Excel only).
+        problems: typed-cell problems of every column (Excel), and CSV
+            rows with text in more fields than the header has
+            (``extra_cells``).
         blank_rows: blank rows between data rows: reported, not orders.
         notes: facts to log, such as "sheet 'orders' (first of 2)" or
             "encoding: cp932".
@@ -241,6 +245,7 @@ def _read_csv(path: Path, data: bytes, digest: str, encoding: str | None) -> Inp
     records = parsed.records
     numbers = np.arange(1, len(records) + 1, dtype=np.int64)
     layout = _Layout.of(records, numbers, path.name, skip=frozenset())
+    problems = _extra_cells(parsed.widths, layout)
     delimiter = "tab" if parsed.delimiter == "\t" else "comma"
     logger.info(
         "read %s: encoding=%s delimiter=%s rows=%d",
@@ -261,11 +266,42 @@ def _read_csv(path: Path, data: bytes, digest: str, encoding: str | None) -> Inp
         headers=layout.headers,
         cells=layout.cells,
         row_numbers=layout.row_numbers,
-        problems=(),
+        problems=tuple(problems),
         blank_rows=layout.blank_rows,
         notes=(f"encoding: {parsed.encoding}", f"delimiter: {delimiter}"),
         header_row=layout.header_row,
     )
+
+
+def _extra_cells(widths: np.ndarray | None, layout: _Layout) -> list[CellProblem]:
+    """Find data rows with text in more fields than the header has.
+
+    That is how an amount typed 1,000 without quotes reads: "1" under
+    amount and "000" in a column with no header. Sending 1 would move the
+    wrong sum, so such a row is a problem whatever its other cells say.
+    Empty fields past the header (a trailing comma) are harmless.
+    """
+    if widths is None:
+        return []
+    header_fields = int(widths[layout.header_row - 1])
+    cells = layout.cells
+    if len(cells.columns) <= header_fields:
+        return []
+
+    first = np.full(len(cells), -1, dtype=np.int64)
+    for column in range(len(cells.columns) - 1, header_fields - 1, -1):
+        first[_has_text(cells[cells.columns[column]])] = column
+    problems = []
+    for index in np.flatnonzero(first >= 0).tolist():
+        row = int(layout.row_numbers[index])
+        message = (
+            f"this row has {int(widths[row - 1])} cells but the header has "
+            f"{header_fields}: a value with a comma and no quotes, such as 1,000, "
+            'is split across cells. Put it in quotes ("1,000") or remove the comma.'
+        )
+        problems.append(CellProblem(row, int(first[index]), "extra_cells", message))
+
+    return problems
 
 
 # --- Excel -------------------------------------------------------------------
@@ -351,10 +387,17 @@ def _label(headers: tuple[str, ...], column: int) -> str:
     return display_header(headers[column]) or f"column {column_letter(column)}"
 
 
+# How a date cell with no day reads (``numfmt.serial_to_iso``): 12:30:00.
+_TIME_ONLY = re.compile(r"[0-9]{2}:[0-9]{2}:[0-9]{2}")
+
+
 def date_cell_message(label: str, value: str, column: int, *, noun: str) -> str:
-    """Say that a cell holds a date; ``noun`` is what was typed ("id", "value")."""
+    """Say that a cell holds a date or a time; ``noun``: what was typed ("id")."""
+    # A time alone (an id typed 12:30) is no date: saying so would send the
+    # merchant looking for a calendar date in the cell.
+    what = "a time" if _TIME_ONLY.fullmatch(value) else "a date"
     return (
-        f"{label} cell holds a date ({value}), so Excel converted what was typed; "
+        f"{label} cell holds {what} ({value}), so Excel converted what was typed; "
         f"the original {noun} cannot be recovered. Format column "
         f"{column_letter(column)} as Text and re-enter it."
     )

@@ -1,0 +1,139 @@
+"""Regression tests for the reading faults the end-to-end cases turned up.
+
+Each was found by a variant in this folder and fixed in the reading and
+validation modules; these pin the fix at the read + validate level.
+"""
+
+from __future__ import annotations
+
+import datetime
+from pathlib import Path
+
+import openpyxl
+import pytest
+
+from popbatch.io.readers import read_input
+from popbatch.operations import OPERATIONS
+from popbatch.schema import Validation, validate
+
+SPLIT = (
+    "this row has {cells} cells but the header has {header}: a value with a "
+    "comma and no quotes, such as 1,000, is split across cells. Put it in "
+    'quotes ("1,000") or remove the comma.'
+)
+
+
+def check(path: Path, operation: str = "capture") -> Validation:
+    """Read and validate a file as a test run."""
+    return validate(read_input(path), OPERATIONS[operation], live=False)
+
+
+def rejected(validation: Validation) -> dict[int, list[tuple[str, str, str]]]:
+    """Spreadsheet row -> (reason, column, message) of each problem."""
+    return {
+        row: [(p.reason, p.column or "", p.message) for p in problems]
+        for row, problems in validation.rejected_rows()
+    }
+
+
+def test_unquoted_thousands_comma_rejects_the_row(tmp_path: Path) -> None:
+    """1,000 without quotes is "1" and "000": the row is rejected, not sent as 1."""
+    path = tmp_path / "split.csv"
+    path.write_text("order_id,amount\nSP-1,1,000\nSP-2,2000\n", encoding="utf-8")
+
+    validation = check(path)
+
+    assert [fields for _, fields in validation.iter_requests()] == [
+        {"order_id": "SP-2", "amount": 2000}
+    ]
+    assert rejected(validation) == {
+        2: [("extra_cells", "column C", SPLIT.format(cells=3, header=2))]
+    }
+    assert validation.rejected_rows()[0][1][0].value == "000"
+
+
+def test_extra_cells_name_the_first_one_with_text(tmp_path: Path) -> None:
+    """Text two fields past a tab header is found; the value shown is that text."""
+    path = tmp_path / "split.tsv"
+    path.write_text(
+        "order_id\tamount\tmemo\nSP-1\t1000\tnote\t\tstray\n", encoding="utf-8"
+    )
+
+    validation = check(path)
+
+    assert rejected(validation) == {
+        2: [("extra_cells", "column E", SPLIT.format(cells=5, header=3))]
+    }
+    assert validation.rejected_rows()[0][1][0].value == "stray"
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "order_id,amount\nOK-1,1000,\nOK-2,2000,,\n",
+        "order_id,amount\nOK-1,1000, \nOK-2,2000\n",
+        "order_id,amount,,\nOK-1,1000,,\nOK-2,2000,,\n",
+        "\norder_id,amount\nOK-1,1000\nOK-2,2000,\n",
+    ],
+)
+def test_empty_fields_past_the_header_are_harmless(tmp_path: Path, text: str) -> None:
+    """Trailing commas (or a blank first line) reject nothing."""
+    path = tmp_path / "trailing.csv"
+    path.write_text(text, encoding="utf-8")
+
+    validation = check(path)
+
+    assert validation.rejected == {}
+    assert [fields["amount"] for _, fields in validation.iter_requests()] == [
+        1000,
+        2000,
+    ]
+
+
+def test_extra_cells_reject_the_row_for_every_operation(tmp_path: Path) -> None:
+    """A refund typed 1,500 without quotes would refund 1 yen: rejected too."""
+    path = tmp_path / "refunds.csv"
+    path.write_text("order_id,amount\nRF-1,1,500\nRF-2,\n", encoding="utf-8")
+
+    validation = check(path, "cancel")
+
+    assert rejected(validation) == {
+        2: [("extra_cells", "column C", SPLIT.format(cells=3, header=2))]
+    }
+    assert [fields for _, fields in validation.iter_requests()] == [
+        {"order_id": "RF-2"}
+    ]
+
+
+def test_time_only_cells_are_called_times(tmp_path: Path) -> None:
+    """12:30 in an id cell is a time; a date with a time is still a date."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["order_id", "amount"])
+    sheet.append([datetime.time(12, 30), 1000])
+    sheet.append([datetime.datetime(2024, 3, 1, 9, 15), 2000])
+    path = tmp_path / "times.xlsx"
+    book.save(path)
+
+    validation = check(path)
+
+    assert rejected(validation) == {
+        2: [
+            (
+                "date_cell",
+                "order_id",
+                "order_id cell holds a time (12:30:00), so Excel converted what "
+                "was typed; the original id cannot be recovered. Format column A "
+                "as Text and re-enter it.",
+            )
+        ],
+        3: [
+            (
+                "date_cell",
+                "order_id",
+                "order_id cell holds a date (2024-03-01T09:15:00), so Excel "
+                "converted what was typed; the original id cannot be recovered. "
+                "Format column A as Text and re-enter it.",
+            )
+        ],
+    }
