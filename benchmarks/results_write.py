@@ -7,7 +7,9 @@ times, interleaved and repeated:
 - ``write_results``: results.xlsx, the CSV twins, the retry file and
   summary.json, into a fresh folder;
 - raw xlsxwriter writing the very same cells to the same sheets, with the
-  same formats and workbook options, and nothing else.
+  same formats and workbook options, and nothing else; once as anyone would
+  call it, and once with the garbage collector paused as write_results
+  pauses it (the like-for-like figure).
 
 It prints the median of each and their ratio (the goal: under 30 s, and at
 most 1.3 times raw xlsxwriter), in wall-clock time and in this process's CPU
@@ -20,6 +22,7 @@ asserts a time.
 from __future__ import annotations
 
 import argparse
+import gc
 import json
 import statistics
 import sys
@@ -44,6 +47,11 @@ from popbatch.rows import (
     RowState,
     RunRecord,
 )
+
+OURS = "write_results (xlsx, CSVs, retry, json)"
+RAW = "raw xlsxwriter"
+RAW_PAUSED = "raw xlsxwriter, GC paused"
+CONTENDERS = [OURS, RAW, RAW_PAUSED]
 
 JST = timezone(timedelta(hours=9))
 START = datetime(2026, 1, 31, 23, 0, tzinfo=JST)
@@ -233,63 +241,59 @@ def main() -> int:
     ]
     count = sum(len(rows) * len(rows[0]) for rows in cells if rows)
 
-    ours: list[float] = []
-    raw: list[float] = []
-    ours_cpu: list[float] = []
-    raw_cpu: list[float] = []
+    wall: dict[str, list[float]] = {name: [] for name in CONTENDERS}
+    cpu: dict[str, list[float]] = {name: [] for name in CONTENDERS}
     with tempfile.TemporaryDirectory() as scratch:
         base = Path(scratch)
 
-        def time_ours(name: str) -> tuple[float, float]:
-            folder = base / name / results_folder_name(batch)
-            began, began_cpu = time.perf_counter(), time.process_time()
-            write_results(report, folder)
-            return time.perf_counter() - began, time.process_time() - began_cpu
-
-        def time_raw(name: str) -> tuple[float, float]:
-            target = base / name
+        def run_once(name: str, label: str) -> tuple[float, float]:
+            target = base / label
             target.mkdir()
+            paused = name == RAW_PAUSED
+            if paused:
+                gc.disable()
             began, began_cpu = time.perf_counter(), time.process_time()
-            write_raw(report, target / "results.xlsx", cells)
-            return time.perf_counter() - began, time.process_time() - began_cpu
+            if name == OURS:
+                write_results(report, target / results_folder_name(batch))
+            else:
+                write_raw(report, target / "results.xlsx", cells)
+            spent = time.perf_counter() - began, time.process_time() - began_cpu
+            if paused:
+                gc.enable()
+            return spent
 
         # One untimed round first: imports, codecs and caches warm up once.
-        time_ours("warm-ours")
-        time_raw("warm-raw")
+        for name in CONTENDERS:
+            run_once(name, f"warm-{CONTENDERS.index(name)}")
 
-        # Alternate which goes first, so that neither always follows the other.
+        # Rotate which goes first, so that none always follows another.
         for attempt in range(options.repeat):
-            if attempt % 2:
-                theirs_once, mine_once = (
-                    time_raw(f"raw-{attempt}"),
-                    time_ours(f"ours-{attempt}"),
-                )
-            else:
-                mine_once, theirs_once = (
-                    time_ours(f"ours-{attempt}"),
-                    time_raw(f"raw-{attempt}"),
-                )
-            ours.append(mine_once[0])
-            ours_cpu.append(mine_once[1])
-            raw.append(theirs_once[0])
-            raw_cpu.append(theirs_once[1])
+            order = CONTENDERS[attempt % 3 :] + CONTENDERS[: attempt % 3]
+            for name in order:
+                spent = run_once(name, f"{attempt}-{CONTENDERS.index(name)}")
+                wall[name].append(spent[0])
+                cpu[name].append(spent[1])
             print(
-                f"run {attempt + 1}: write_results {ours[-1]:.2f} s "
-                f"(CPU {ours_cpu[-1]:.2f} s), "
-                f"raw {raw[-1]:.2f} s (CPU {raw_cpu[-1]:.2f} s)"
+                f"run {attempt + 1}: "
+                + ", ".join(
+                    f"{name} {wall[name][-1]:.2f} s (CPU {cpu[name][-1]:.2f} s)"
+                    for name in CONTENDERS
+                )
             )
 
-    mine, theirs = statistics.median(ours), statistics.median(raw)
-    mine_cpu, theirs_cpu = statistics.median(ours_cpu), statistics.median(raw_cpu)
     print(f"rows: {options.rows:,}; cells in the group sheets: {count:,}")
-    print("medians                                    wall       CPU")
-    print(f"write_results (xlsx, CSVs, retry, json)  {mine:6.2f} s  {mine_cpu:6.2f} s")
-    print(
-        f"raw xlsxwriter, same cells               {theirs:6.2f} s  {theirs_cpu:6.2f} s"
-    )
-    print(
-        f"ratio                                    {mine / theirs:6.2f}    {mine_cpu / theirs_cpu:6.2f}"
-    )
+    print(f"{'medians':<42}{'wall':>9}{'CPU':>9}")
+    for name in CONTENDERS:
+        print(
+            f"{name:<42}{statistics.median(wall[name]):>8.2f}s"
+            f"{statistics.median(cpu[name]):>8.2f}s"
+        )
+    for name in (RAW, RAW_PAUSED):
+        print(
+            f"{'ratio to ' + name:<42}"
+            f"{statistics.median(wall[OURS]) / statistics.median(wall[name]):>9.2f}"
+            f"{statistics.median(cpu[OURS]) / statistics.median(cpu[name]):>9.2f}"
+        )
     return 0
 
 
