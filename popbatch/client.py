@@ -20,7 +20,10 @@ How answers are read, in order (the first that applies wins):
 2. HTTP 401 or 403: failed, and the batch stops (named after the result
    code when the body is POP JSON with RC17 or RC44).
 3. A body cut short or not POP JSON (a JSON object whose ``status`` and
-   ``result_code`` are strings), whatever the HTTP status: unknown.
+   ``result_code`` are strings), whatever the HTTP status: unknown. Under
+   HTTP 404 or 405 such a body says that the URL is not a POP endpoint:
+   the row is unknown all the same, and the batch stops (``wrong_endpoint``),
+   since every further row would land in Review the same way.
 4. POP JSON, judged by its fields: a result code the operation does not
    know, or another order's ``order_id``, is unknown; ``m_status: pending``
    is unknown; RA01/RD01/RM01 without ``m_status`` is not processed;
@@ -48,7 +51,7 @@ import logging
 import ssl
 import time
 from collections.abc import Callable, Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final, NamedTuple
@@ -114,6 +117,7 @@ NO_RETRIES: Final = Retry(
 _MASK: Final = "********"
 _CHUNK: Final = 64 * 1024
 _NOT_PROCESSED_CODES: Final = frozenset({"RA01", "RD01", "RM01"})
+_WRONG_ENDPOINT_STATUSES: Final = frozenset({404, 405})
 _M_STATUSES: Final = frozenset({"success", "failure", "pending"})
 
 # What "may have been made" refers to, in a back-office person's words.
@@ -175,7 +179,8 @@ class _Route:
 
     url: str
     place: str  # host:port, for messages
-    headers: CaseInsensitiveDict[str]
+    # Holds the Authorization header: never part of a repr.
+    headers: CaseInsensitiveDict[str] = field(repr=False)
     adapter: BaseAdapter
     settings: Mapping[str, Any]  # verify, cert, proxies for adapter.send
 
@@ -437,6 +442,9 @@ class PopClient:
             verdict = self._broken_body(
                 status, headers, len(content), broken, operation
             )
+        elif pop is None and status in _WRONG_ENDPOINT_STATUSES:
+            url = self._scrub(response.url or "")
+            verdict = _wrong_endpoint(status, content_type, content, url)
         elif pop is None:
             verdict = _Verdict(
                 OutcomeKind.UNKNOWN,
@@ -638,6 +646,26 @@ def _refused(status: int, pop: Mapping[str, Any] | None) -> _Verdict:
             "address, is not allowed). Check the key and the merchant's settings."
         )
     return _Verdict(OutcomeKind.FAILED, reason, detail, stops_batch=True)
+
+
+def _wrong_endpoint(
+    status: int, content_type: str | None, content: bytes, url: str
+) -> _Verdict:
+    """HTTP 404 or 405 with a body that is not POP JSON: the URL is not POP's.
+
+    POP itself answers a wrong method with RC32 in POP JSON; a web server's
+    own 404 or 405 page means the path is wrong. The row is unknown, as the
+    retry table says of any answer that is not POP JSON, and the batch stops.
+    """
+    media_type = _media_type(content_type) or "no content type"
+    shape = media_type if content else "empty body"
+    return _Verdict(
+        OutcomeKind.UNKNOWN,
+        "wrong_endpoint",
+        f"HTTP {status} from {url}, response is not POP JSON ({shape}): the "
+        f"endpoint looks wrong; {_UNSURE}",
+        stops_batch=True,
+    )
 
 
 def _not_pop_json_detail(

@@ -330,10 +330,19 @@ _CONFIGURATION_MESSAGES = {
 
 
 def _stop_configuration(outcome: Outcome) -> BatchStop:
-    message = _CONFIGURATION_MESSAGES.get(
-        outcome.reason,
-        f"{outcome.detail} The batch stops; the remaining rows stay pending.",
-    )
+    if outcome.reason == "wrong_endpoint":
+        status = outcome.http_status or "404 or 405"
+        message = (
+            f"The endpoint answered HTTP {status} with a page that is not POP "
+            "JSON, so the URL is not a POP endpoint. Check --endpoint (or "
+            "POP_ENDPOINT); the row sent is in Review, the remaining rows stay "
+            "pending."
+        )
+    else:
+        message = _CONFIGURATION_MESSAGES.get(
+            outcome.reason,
+            f"{outcome.detail} The batch stops; the remaining rows stay pending.",
+        )
     return BatchStop(outcome.reason, message, ExitCode.CONFIGURATION)
 
 
@@ -351,8 +360,8 @@ def _stop_unreachable(threshold: int, last: Outcome) -> BatchStop:
     return BatchStop(
         "too_many_not_processed",
         f"{threshold} requests in a row were not sent or not processed (last: "
-        f"{last.detail}); the remaining rows stay pending. Run the same command "
-        "again later.",
+        f"{last.detail.rstrip('.')}); the remaining rows stay pending. Run the "
+        "same command again later.",
         ExitCode.TRY_AGAIN_LATER,
     )
 
@@ -361,7 +370,7 @@ def _stop_unknowns(threshold: int, last: Outcome) -> BatchStop:
     return BatchStop(
         "too_many_unknown",
         f"{threshold} requests in a row had an unknown outcome (last: "
-        f"{last.detail}); the remaining rows stay pending. Check the Review rows, "
-        "then run the same command again.",
+        f"{last.detail.rstrip('.')}); the remaining rows stay pending. Check the "
+        "Review rows, then run the same command again.",
         ExitCode.TRY_AGAIN_LATER,
     )

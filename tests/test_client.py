@@ -566,6 +566,49 @@ def test_other_5xx_without_retry_after_is_unknown() -> None:
     )
 
 
+@pytest.mark.parametrize(
+    ("status", "body", "shape"),
+    [
+        (404, b"<html><h1>Not Found</h1></html>", "text/html"),
+        (405, b"", "empty body"),
+    ],
+)
+def test_404_or_405_page_is_unknown_and_stops_the_batch(
+    status: int, body: bytes, shape: str
+) -> None:
+    """Issue 5: a web server's own 404/405 page means a wrong --endpoint; stop at once."""
+    outcome = send_one(Reply(status, body, {"Content-Type": "text/html"}))
+
+    assert outcome.kind is OutcomeKind.UNKNOWN
+    assert outcome.reason == "wrong_endpoint"
+    assert outcome.stops_batch is True
+    assert outcome.detail == (
+        f"HTTP {status} from {ENDPOINT}/card-capture, response is not POP JSON "
+        f"({shape}): the endpoint looks wrong; {UNSURE}"
+    )
+
+
+def test_404_with_pop_json_is_judged_by_its_fields() -> None:
+    """Only a page that is not POP JSON says the URL is wrong; POP's own answer counts."""
+    outcome = send_one(
+        json_reply(404, status="failure", result_code="RC01", m_status=None)
+    )
+
+    assert outcome.kind is OutcomeKind.FAILED
+    assert outcome.reason == "invalid_request"
+    assert outcome.stops_batch is False
+
+
+def test_route_repr_leaves_out_the_authorization_header() -> None:
+    """Issue 5: the prepared headers hold the key's Basic token; no repr shows them."""
+    client = make_client(FakeAdapter())
+
+    shown = repr(client._route(CAPTURE))
+
+    assert TOKEN not in shown
+    assert "headers" not in shown
+
+
 def test_long_body_is_capped_with_a_marker() -> None:
     """The evidence fits one spreadsheet cell and says that it was cut."""
     page = b"<p>" + b"x" * 40_000 + b"</p>"

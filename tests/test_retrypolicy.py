@@ -275,6 +275,29 @@ def test_configuration_failures_stop_the_batch_with_78(
     assert decision.stop == BatchStop(reason, message, ExitCode.CONFIGURATION)
 
 
+def test_wrong_endpoint_keeps_the_row_in_review_and_stops_with_78() -> None:
+    """Issue 5: a 404/405 page stops the batch, naming the option to fix."""
+    answer = Outcome(
+        kind=OutcomeKind.UNKNOWN,
+        reason="wrong_endpoint",
+        detail="HTTP 404 from http://x/pop/v1/card-capture ...",
+        http_status=404,
+        stops_batch=True,
+    )
+
+    decision = decide_now(answer)
+
+    assert decision.retry is False
+    assert decision.state is RowState.UNKNOWN
+    assert decision.stop == BatchStop(
+        "wrong_endpoint",
+        "The endpoint answered HTTP 404 with a page that is not POP JSON, so the URL "
+        "is not a POP endpoint. Check --endpoint (or POP_ENDPOINT); the row sent is in "
+        "Review, the remaining rows stay pending.",
+        ExitCode.CONFIGURATION,
+    )
+
+
 def test_decision_never_mentions_the_key() -> None:
     """Stop messages name the setting to fix, never its value."""
     answer = outcome(OutcomeKind.FAILED, "key_rejected", stops_batch=True)
@@ -342,6 +365,26 @@ def test_ten_consecutive_not_sent_answers_stop_the_batch() -> None:
         "10 requests in a row were not sent or not processed (last: connect_failed "
         "happened); the remaining rows stay pending. Run the same command again later.",
         ExitCode.TRY_AGAIN_LATER,
+    )
+
+
+def test_stop_message_quotes_the_last_detail_without_a_second_full_stop() -> None:
+    """The client's details end with a full stop; inside brackets it is dropped."""
+    counter = StopCounter(2)
+    refused = Outcome(
+        kind=OutcomeKind.NOT_SENT,
+        reason="connect_failed",
+        detail="could not connect to pop:443 (connection refused); nothing was sent.",
+    )
+
+    counter.record(refused)
+    stop = counter.record(refused)
+
+    assert stop is not None
+    assert stop.message == (
+        "2 requests in a row were not sent or not processed (last: could not connect "
+        "to pop:443 (connection refused); nothing was sent); the remaining rows stay "
+        "pending. Run the same command again later."
     )
 
 
