@@ -290,6 +290,9 @@ def _send_and_report(
         sender.send(to_send)
     if stop.message:
         lines.append(stop.message)
+    pending_note = sender.pending_note()
+    if pending_note:
+        lines.append(pending_note)
 
     final_rows = journal.rows(batch.id)
     exit_code = batch_exit_code(final_rows, stop.exit_code)

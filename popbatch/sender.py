@@ -18,7 +18,7 @@ import json
 import logging
 import queue
 import threading
-from collections import deque
+from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,7 +29,7 @@ from popbatch.errors import ExitCode, OutputError
 from popbatch.journal import Journal, RowUpdate
 from popbatch.operations import Operation
 from popbatch.ratelimit import RateLimiter, Sleep, sleep_or_stop
-from popbatch.retrypolicy import RetryBudget, StopCounter, decide
+from popbatch.retrypolicy import BatchStop, Decision, RetryBudget, StopCounter, decide
 from popbatch.rows import Outcome, RowRecord, RowState
 
 logger = logging.getLogger(__name__)
@@ -51,13 +51,18 @@ class StopSignal:
         self.exit_code: ExitCode | None = None
         self.message: str | None = None
 
-    def request(self, exit_code: ExitCode, message: str) -> None:
-        """Ask the run to stop, with the exit code and the reason to report."""
+    def request(self, exit_code: ExitCode, message: str) -> bool:
+        """Ask the run to stop, with the exit code and the reason to report.
+
+        Returns True when this is the first request, whose reason is kept.
+        """
         with self._lock:
-            if self.exit_code is None:
+            first = self.exit_code is None
+            if first:
                 self.exit_code = exit_code
                 self.message = message
         self.event.set()
+        return first
 
     @property
     def requested(self) -> bool:
@@ -139,6 +144,12 @@ class _Job:
 class Sender:
     """Sends the planned rows of one batch with a pool of workers.
 
+    Every worker owns one PopClient (one requests.Session); all of them
+    share one rate limiter, which every attempt passes, retries included.
+    A run of consecutive answers that say "not sent" or "not processed",
+    or of unknown outcomes, stops the batch after
+    ``RetrySettings.stop_after_consecutive`` of them.
+
     Args:
         row_done: called from worker threads with each row's outcome once
             the row is done for this run (for progress display).
@@ -164,11 +175,14 @@ class Sender:
         self._row_done = row_done
         self._sleep = sleep
         self._limiter = RateLimiter(options.rate)
-        self._counter = StopCounter(options.retry.stop_after_consecutive)
+        threshold = options.retry.stop_after_consecutive
+        self._counter = StopCounter(threshold, unknown_threshold=threshold)
         self._budget = RetryBudget(0)
         self._jobs: deque[_Job] = deque()
         self._sent = 0
-        self._sent_lock = threading.Lock()
+        self._lock = threading.Lock()
+        self._left_pending: Counter[str] = Counter()
+        self._last_pending: Outcome | None = None
         self._errors: list[BaseException] = []
 
     @property
@@ -177,34 +191,97 @@ class Sender:
         return self._sent
 
     def send(self, rows: Sequence[RowRecord]) -> None:
-        """Send every row (until stopped); outcomes go to the journal."""
+        """Send every row (until stopped); outcomes go to the journal.
+
+        Raises:
+            ConfigurationError: the endpoint cannot be used (before any row).
+            OutputError: the journal cannot be written.
+        """
         self._budget = RetryBudget.for_requests(len(rows))
         for row in rows:
             self._jobs.append(_job(row))
 
-        recorder = Recorder(self._journal)
-        workers = [
-            threading.Thread(
-                target=self._work, args=(recorder,), name=f"popbatch-worker-{n}"
-            )
-            for n in range(min(self._options.concurrency, len(rows)))
-        ]
+        # Clients are made here, so that an unusable endpoint fails the run
+        # before any intent is recorded; each is then used by one thread at
+        # a time, and closed here once every thread is done.
+        clients: list[PopClient] = []
+        recorder: Recorder | None = None
         try:
-            for worker in workers:
-                worker.start()
-            for worker in workers:
-                worker.join()
+            for _ in range(min(self._options.concurrency, len(rows))):
+                clients.append(self._new_client())
+            recorder = Recorder(self._journal)
+            self._send_first(clients[0], recorder)
+            self._run_workers(clients, recorder)
         finally:
-            recorder.close()
+            try:
+                if recorder is not None:
+                    recorder.close()
+            finally:
+                for client in clients:
+                    client.close()
         if self._errors:
             raise self._errors[0]
 
-    def _work(self, recorder: Recorder) -> None:
-        client = PopClient(
+    def _send_first(self, client: PopClient, recorder: Recorder) -> None:
+        """Send the first row alone, before the pool starts.
+
+        A rejected key or a wrong endpoint then stops the batch after one
+        request, rather than after one request per worker (which, for a
+        wrong endpoint, would put a row per worker in Review).
+        """
+        if self._jobs and not self._stop.requested:
+            self._send_row(client, recorder, self._jobs.popleft())
+
+    def _run_workers(self, clients: list[PopClient], recorder: Recorder) -> None:
+        workers = [
+            threading.Thread(
+                target=self._work,
+                args=(client, recorder),
+                name=f"popbatch-worker-{n}",
+            )
+            for n, client in enumerate(clients)
+        ]
+        for worker in workers:
+            worker.start()
+        for worker in workers:
+            worker.join()
+
+    def pending_note(self) -> str | None:
+        """A line on the rows this run left pending after their retries, or None.
+
+        Rows left pending because the batch stopped are explained by the
+        stop's own message instead.
+        """
+        count = sum(self._left_pending.values())
+        last = self._last_pending
+        if not count or last is None:
+            return None
+
+        attempts = self._options.retry.max_attempts
+        used_up = self._left_pending["attempts_used_up"]
+        no_budget = self._left_pending["budget_used_up"]
+        retries = f"this run's {self._budget.limit} retries were used up"
+        if not no_budget:
+            each = " each" if count > 1 else ""
+            why = f" after {attempts} attempts{each}"
+        elif not used_up:
+            why = f": {retries}"
+        else:
+            why = f": {used_up:,} after {attempts} attempts, {no_budget:,} because {retries}"
+        rows = "1 row stays" if count == 1 else f"{count:,} rows stay"
+        return (
+            f"{rows} pending{why} (last answer: {last.detail.rstrip('.')}). Run the "
+            f"same command again later to send {'it' if count == 1 else 'them'}."
+        )
+
+    def _new_client(self) -> PopClient:
+        return PopClient(
             endpoint=self._options.endpoint,
             key=self._key,
             timeouts=self._options.timeouts,
         )
+
+    def _work(self, client: PopClient, recorder: Recorder) -> None:
         try:
             while not self._stop.requested:
                 try:
@@ -215,8 +292,6 @@ class Sender:
         except BaseException as error:
             self._errors.append(error)
             self._stop.request(ExitCode.CANNOT_WRITE, str(error))
-        finally:
-            client.close()
 
     def _send_row(self, client: PopClient, recorder: Recorder, job: _Job) -> None:
         row = job.row
@@ -229,6 +304,8 @@ class Sender:
                 return
             attempts += 1
             first_sent_at = first_sent_at or datetime.now().astimezone()
+            # The intent is durable before the request leaves: a crash from
+            # here on leaves the row in_flight, which a resumed run reviews.
             recorder.commit(
                 RowUpdate(
                     row.id,
@@ -237,7 +314,7 @@ class Sender:
                     first_sent_at=first_sent_at,
                 )
             )
-            with self._sent_lock:
+            with self._lock:
                 self._sent += 1
             outcome = client.send(
                 self._operation,
@@ -262,25 +339,51 @@ class Sender:
                     finished_at=outcome.received_at if final else None,
                 )
             )
-            _log_outcome(row, self._operation, outcome, decision.state, attempts)
             if decision.stop is not None:
-                self._stop.request(decision.stop.exit_code, decision.stop.message)
-            if not decision.retry or self._stop.requested:
-                self._report(row, decision.state, attempts, outcome)
-                return
+                self._request_stop(decision.stop)
 
+            if decision.retry and not self._stop.requested:
+                self._wait_to_retry(row, outcome, decision, attempts)
+                continue
+            _log_outcome(row, self._operation, outcome, decision.state, attempts)
+            if decision.reason in ("attempts_used_up", "budget_used_up"):
+                with self._lock:
+                    self._left_pending[decision.reason] += 1
+                    self._last_pending = outcome
+            self._report(row, decision.state, attempts, outcome)
+            return
+
+    def _wait_to_retry(
+        self, row: RowRecord, outcome: Outcome, decision: Decision, attempts: int
+    ) -> None:
+        """Log the retry, hold everyone on a Retry-After, and wait this row's turn."""
+        logger.warning(
+            "row=%d order_id=%s op=%s outcome=%s code=%s attempt=%d ms=%s reason=%s "
+            "retry_in=%.2fs wait=%s",
+            row.row,
+            row.order_id,
+            self._operation.name,
+            outcome.kind,
+            outcome.result_code or "-",
+            attempts,
+            _ms(outcome),
+            outcome.reason,
+            decision.wait_s,
+            decision.reason,
+        )
+        if outcome.retry_after_s is not None:
+            # POP asked everyone to wait, not only this row.
+            self._limiter.pause(outcome.retry_after_s)
+        self._sleep(decision.wait_s, self._stop.event)
+
+    def _request_stop(self, stop: BatchStop) -> None:
+        if self._stop.request(stop.exit_code, stop.message):
             logger.warning(
-                "row=%d order_id=%s retry_in=%.2fs reason=%s attempt=%d",
-                row.row,
-                row.order_id,
-                decision.wait_s,
-                decision.reason,
-                attempt,
+                "batch stops reason=%s exit=%d: %s",
+                stop.reason,
+                stop.exit_code,
+                stop.message,
             )
-            if outcome.retry_after_s is not None:
-                # POP asked everyone to wait, not only this row.
-                self._limiter.pause(outcome.retry_after_s)
-            self._sleep(decision.wait_s, self._stop.event)
 
     def _report(
         self, row: RowRecord, state: RowState, attempts: int, outcome: Outcome
@@ -301,6 +404,10 @@ def _job(row: RowRecord) -> _Job:
     return _Job(row, row.request.encode("utf-8"), original)
 
 
+def _ms(outcome: Outcome) -> str:
+    return "-" if outcome.elapsed_ms is None else str(outcome.elapsed_ms)
+
+
 def _log_outcome(
     row: RowRecord,
     operation: Operation,
@@ -308,14 +415,15 @@ def _log_outcome(
     state: RowState,
     attempt: int,
 ) -> None:
+    """STYLE.md's one key=value line per row outcome, at INFO."""
     logger.info(
-        "row=%d order_id=%s op=%s outcome=%s code=%s reason=%s attempt=%d ms=%s",
+        "row=%d order_id=%s op=%s outcome=%s code=%s attempt=%d ms=%s reason=%s",
         row.row,
         row.order_id,
         operation.name,
         state,
         outcome.result_code or "-",
-        outcome.reason,
         attempt,
-        outcome.elapsed_ms if outcome.elapsed_ms is not None else "-",
+        _ms(outcome),
+        outcome.reason,
     )
