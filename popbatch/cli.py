@@ -137,6 +137,10 @@ def logging_options(function: F) -> F:
 def setup_logging(verbose: int, quiet: bool, log_file: Path | None) -> None:
     """Send popbatch's log records to stderr and, when asked, to a file."""
     root = logging.getLogger("popbatch")
+    # A second command in the same process (tests) must not leak the
+    # previous log file's handle; closing a stderr handler leaves stderr open.
+    for previous in root.handlers:
+        previous.close()
     root.handlers.clear()
     root.setLevel(logging.DEBUG)
     root.propagate = False
@@ -251,7 +255,8 @@ def run_options(function: F) -> F:
             type=click.IntRange(min=1),
             default=RetrySettings().stop_after_consecutive,
             show_default=True,
-            help="Stop the batch after this many consecutive not-sent answers.",
+            help="Stop the batch after this many answers in a row that say nothing "
+            "was sent or processed, or this many in a row whose outcome is unknown.",
         ),
         click.option(
             "--journal",
@@ -571,7 +576,13 @@ def _signals_stop(stop: Any) -> Iterator[None]:
     def handle(signum: int, frame: FrameType | None) -> None:
         if seen and signum == signal.SIGINT:
             # The journal is consistent at every commit; an aborted
-            # transaction is rolled back when the file is next opened.
+            # transaction is rolled back when the file is next opened. A raw
+            # write: the interrupted code may hold stderr's buffer.
+            os.write(
+                2,
+                b"SIGINT again: stopped at once. Rows in flight go to Review when "
+                b"the same command runs again.\n",
+            )
             os._exit(int(ExitCode.INTERRUPTED))
         seen.append(signum)
         code = ExitCode.INTERRUPTED if signum == signal.SIGINT else ExitCode.TERMINATED
