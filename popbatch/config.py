@@ -14,7 +14,6 @@ import stat
 import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
@@ -181,61 +180,197 @@ def default_journal_path(environ: Mapping[str, str]) -> Path:
     return Path(state_home) / "popbatch" / "journal.sqlite3"
 
 
+@dataclass(frozen=True, kw_only=True)
+class Settings:
+    """The settings that the command line, environment and config file share."""
+
+    endpoint: str
+    rate: float
+    concurrency: int
+    journal: Path
+    out: Path
+
+
+def resolve_settings(
+    given: Mapping[str, Any],
+    *,
+    config: Path | None,
+    cwd: Path,
+    environ: Mapping[str, str],
+) -> Settings:
+    """Merge the settings: command line, environment, config file, defaults.
+
+    Args:
+        given: values from the command line under the config file's names
+            (``endpoint``, ``rate``, ``concurrency``, ``journal``, ``out``);
+            None where the option was not given.
+        config: the file given with ``--config``; without it
+            ``cwd / popbatch.toml`` is read when it exists.
+
+    Raises:
+        UsageError: ``--config`` names a file that does not exist.
+        ConfigurationError: the config file cannot be used, or the endpoint
+            is not an http(s) URL.
+    """
+    merged: dict[str, Any] = {
+        "endpoint": DEFAULT_ENDPOINT,
+        "rate": DEFAULT_RATE,
+        "concurrency": DEFAULT_CONCURRENCY,
+        "journal": default_journal_path(environ),
+        "out": DEFAULT_OUT,
+    }
+    merged.update(load_config_file(config, cwd))
+    merged.update(environ_defaults(environ))
+    merged.update({name: value for name, value in given.items() if value is not None})
+
+    endpoint = str(merged["endpoint"])
+    check_endpoint(endpoint)
+    return Settings(
+        endpoint=endpoint,
+        rate=float(merged["rate"]),
+        concurrency=int(merged["concurrency"]),
+        journal=Path(merged["journal"]).expanduser(),
+        out=Path(merged["out"]).expanduser(),
+    )
+
+
+def check_endpoint(endpoint: str) -> None:
+    """Refuse an endpoint that is not an http:// or https:// URL with a host."""
+    scheme, _, rest = endpoint.partition("://")
+    if scheme.lower() in ("http", "https") and rest and not rest.startswith("/"):
+        return
+    raise ConfigurationError(
+        f"the endpoint {endpoint!r} is not an http:// or https:// URL",
+        hint=f"POP's endpoint is {DEFAULT_ENDPOINT} (the operation's path is added).",
+    )
+
+
+# Setting names that look like a secret: the key never lives in the file.
+_SECRET_WORDS = ("key", "secret", "password", "token", "credential")
+
+
 def load_config_file(path: Path | None, cwd: Path) -> dict[str, Any]:
     """Read ``popbatch.toml`` (or ``path``); an absent default file is empty.
 
+    The settings may sit at the top of the file or in a ``[popbatch]``
+    table. Relative paths (``journal``, ``out``) are taken from the config
+    file's folder, so that ``--config /etc/popbatch.toml`` means the same
+    wherever cron starts.
+
     Raises:
-        ConfigurationError: the file is not TOML, names an unknown key, or
-            tries to hold the server key.
+        UsageError: ``path`` was given and does not exist.
+        ConfigurationError: the file is not TOML, names an unknown setting,
+            holds a value of the wrong type, or tries to hold the server key.
     """
-    explicit = path is not None
     target = path if path is not None else cwd / CONFIG_FILE_NAME
     if not target.exists():
-        if explicit:
-            raise UsageError(f"config file {str(target)!r} does not exist")
+        if path is not None:
+            raise UsageError(
+                f"the config file {str(target)!r} does not exist",
+                hint="Give the path of a popbatch.toml, or leave out --config.",
+            )
         return {}
 
     try:
         data = tomllib.loads(target.read_text(encoding="utf-8"))
     except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError) as exc:
+        reason = getattr(exc, "strerror", None) or str(exc)
         raise ConfigurationError(
-            f"cannot read config file {str(target)!r}: {exc}"
+            f"cannot read the config file {str(target)!r}: {reason}"
         ) from None
 
-    table = data.get("popbatch", data)
-    unknown = sorted(set(table) - CONFIG_KEYS)
-    if any("key" in name.lower() for name in unknown):
-        raise ConfigurationError(
-            f"config file {str(target)!r} holds a key setting; the server key "
-            "belongs in POP_SERVER_KEY or --server-key-file, never in the config",
-        )
+    table = data.get("popbatch")
+    settings = dict(table) if isinstance(table, dict) else {}
+    settings.update({name: value for name, value in data.items() if name != "popbatch"})
+    _refuse_secrets(target, data)
+    unknown = sorted(set(settings) - CONFIG_KEYS)
     if unknown:
         raise ConfigurationError(
-            f"config file {str(target)!r} has unknown settings: {', '.join(unknown)}",
-            hint=f"Allowed: {', '.join(sorted(CONFIG_KEYS))}.",
+            f"the config file {str(target)!r} has unknown settings: "
+            f"{', '.join(unknown)}",
+            hint=f"It may hold: {', '.join(sorted(CONFIG_KEYS))}.",
         )
-    return dict(table)
+    return _checked_settings(target, settings)
+
+
+def _refuse_secrets(target: Path, data: Mapping[str, Any]) -> None:
+    # Only the setting's name is shown: its value may be the key itself.
+    names = list(data)
+    table = data.get("popbatch")
+    if isinstance(table, dict):
+        names += [f"popbatch.{name}" for name in table]
+    for name in names:
+        if any(word in name.lower() for word in _SECRET_WORDS):
+            raise ConfigurationError(
+                f"the config file {str(target)!r} holds {name!r}: the server key "
+                "never goes in the config file",
+                hint="Remove it; give the key with POP_SERVER_KEY or "
+                "--server-key-file PATH (mode 600).",
+            )
+
+
+def _checked_settings(target: Path, settings: Mapping[str, Any]) -> dict[str, Any]:
+    """Check each setting's type and range; resolve relative paths."""
+    checked: dict[str, Any] = {}
+    for name, value in settings.items():
+        if name == "endpoint" and isinstance(value, str) and value.strip():
+            checked[name] = value.strip()
+        elif name == "rate" and _is_number(value) and value >= 0:
+            checked[name] = float(value)
+        elif (
+            name == "concurrency"
+            and isinstance(value, int)
+            and not isinstance(value, bool)
+            and 1 <= value <= MAX_CONCURRENCY
+        ):
+            checked[name] = value
+        elif name in ("journal", "out") and isinstance(value, str) and value.strip():
+            checked[name] = target.parent / Path(value.strip()).expanduser()
+        else:
+            raise ConfigurationError(
+                f"the config file {str(target)!r} sets {name} = {value!r}; "
+                f"{name} must be {_SETTING_KINDS[name]}"
+            )
+    return checked
+
+
+def _is_number(value: object) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+MAX_CONCURRENCY = 64
+
+_SETTING_KINDS = {
+    "endpoint": 'a URL in quotes, e.g. "https://pay3.veritrans.co.jp/pop/v1"',
+    "rate": "a number of requests per second, 0 or more (0: no limit)",
+    "concurrency": f"a whole number from 1 to {MAX_CONCURRENCY}",
+    "journal": "a file path in quotes",
+    "out": "a folder path in quotes",
+}
 
 
 def parse_amount_option(text: str, option: str) -> int:
-    """Read a yen amount given on the command line (``10,000`` allowed)."""
+    """Read a yen amount given on the command line (``10,000`` allowed).
+
+    Raises:
+        UsageError: the text is not a whole number of yen.
+    """
     cleaned = text.replace(",", "").replace("_", "").strip()
-    try:
-        value = Decimal(cleaned)
-    except ArithmeticError:
-        value = Decimal(-1)
-    if not cleaned.isdigit() or value < 0:
-        raise UsageError(f"{option} needs a whole number of yen, got {text!r}")
-    return int(value)
+    if not (cleaned.isascii() and cleaned.isdigit()):
+        raise UsageError(
+            f"{option} needs a whole number of yen, got {text!r}",
+            hint=f"For example {option} 1200000 (or 1,200,000).",
+        )
+    return int(cleaned)
 
 
 def environ_defaults(environ: Mapping[str, str]) -> dict[str, Any]:
     """Settings the environment supplies, under the config file's names."""
     found: dict[str, Any] = {}
-    if environ.get("POP_ENDPOINT"):
-        found["endpoint"] = environ["POP_ENDPOINT"]
-    if environ.get("POPBATCH_JOURNAL"):
-        found["journal"] = environ["POPBATCH_JOURNAL"]
+    if environ.get("POP_ENDPOINT", "").strip():
+        found["endpoint"] = environ["POP_ENDPOINT"].strip()
+    if environ.get("POPBATCH_JOURNAL", "").strip():
+        found["journal"] = Path(environ["POPBATCH_JOURNAL"].strip()).expanduser()
     return found
 
 

@@ -32,6 +32,7 @@ class ExitCode(IntEnum):
     REVIEW = 3
     INPUT_REFUSED = 65
     INPUT_UNREADABLE = 66
+    INTERNAL_ERROR = 70
     CANNOT_WRITE = 73
     TRY_AGAIN_LATER = 75
     KEY_FILE_EXPOSED = 77
@@ -52,6 +53,7 @@ _MEANINGS = {
     ExitCode.REVIEW: "some outcomes are unknown: check the Review rows",
     ExitCode.INPUT_REFUSED: "the input is refused and nothing was sent",
     ExitCode.INPUT_UNREADABLE: "the input file is missing or cannot be read",
+    ExitCode.INTERNAL_ERROR: "an internal error in popbatch (a bug)",
     ExitCode.CANNOT_WRITE: "the results or the journal cannot be written",
     ExitCode.TRY_AGAIN_LATER: "try again later: rows are still pending or the journal is busy",
     ExitCode.KEY_FILE_EXPOSED: "the key file is readable by others",

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import socket
+import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -135,12 +136,35 @@ def run_batch(
         refuse_invalid(validation)
     if options.journal_path is None:
         raise UsageError("a run needs a journal (--journal or POPBATCH_JOURNAL)")
+    check_output_folder(options.out_dir)
 
     with _locked_journal(options.journal_path) as journal:
         batch, created = _find_or_plan_batch(journal, operation, validation, options)
         return _send_and_report(
             journal, batch, created, operation, options, key, hooks, stop
         )
+
+
+def check_output_folder(out_dir: Path) -> None:
+    """Make sure the results can be written before anything is sent (exit 73).
+
+    The folder is created when missing (readable by the owner alone).
+    Finding out only after the batch was sent would leave the results to be
+    rebuilt with ``popbatch report``.
+    """
+    try:
+        out_dir.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out_dir, prefix=".popbatch-probe-"):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or str(exc)
+        if isinstance(exc, FileExistsError):
+            reason = "it is a file, not a folder"
+        raise OutputError(
+            f"cannot write the results under {str(out_dir)!r}: {reason}; "
+            "nothing was sent",
+            hint="Check the folder and its permissions, or choose another with --out.",
+        ) from None
 
 
 @contextmanager
@@ -477,7 +501,8 @@ def dry_run(options: RunOptions) -> Preview:
 
     folder = options.out_dir / f"{_stem(options.input_path)}-{operation.name}-dry-run"
     path = _write_preview(rows, validation, folder)
-    return Preview(validation, rows, folder, ExitCode.OK, _preview_lines(rows, path))
+    lines = _preview_lines(rows, path, live=options.live)
+    return Preview(validation, rows, folder, ExitCode.OK, lines)
 
 
 def _write_preview(rows: list[RowRecord], validation: Validation, folder: Path) -> Path:
@@ -511,26 +536,32 @@ _PREVIEW_VERBS = {
 }
 
 
-def _preview_lines(rows: list[RowRecord], path: Path) -> list[str]:
+def _preview_lines(rows: list[RowRecord], path: Path, *, live: bool) -> list[str]:
     sent = [row for row in rows if row.state is RowState.PLANNED]
     total = sum(row.amount or 0 for row in sent)
     full = [row.row for row in sent if row.amount is None]
+    mode = "LIVE, dummy false" if live else "test, dummy true"
     lines = [
-        f"dry run: {len(sent):,} rows would be sent, total {total:,} yen; nothing was sent"
+        f"dry run ({mode}): {_rows_phrase(len(sent))} would be sent, total {total:,} yen; "
+        "nothing was sent"
     ]
     if full:
         lines.append(
-            f"FULL REFUND: {len(full):,} rows have no amount and would refund the full "
-            f"amount (rows {', '.join(str(n) for n in full[:20])}"
+            f"FULL REFUND: {_rows_phrase(len(full))} without an amount would refund the "
+            f"full amount of the order (rows {', '.join(str(n) for n in full[:20])}"
             f"{' ...' if len(full) > 20 else ''})"
         )
     for state in (RowState.PENDING, RowState.SKIPPED, RowState.REJECTED):
         count = sum(1 for row in rows if row.state is state)
         if count:
-            lines.append(f"{count:,} rows would be {_PREVIEW_VERBS[state]}")
+            lines.append(f"{_rows_phrase(count)} would be {_PREVIEW_VERBS[state]}")
     lines.append(f"preview of the exact requests: {path}")
 
     return lines
+
+
+def _rows_phrase(count: int) -> str:
+    return f"{count:,} row{'' if count == 1 else 's'}"
 
 
 def _stem(path: Path) -> str:

@@ -1,0 +1,169 @@
+"""The question before a live run: what it shows, what the answers do.
+
+A live run attached to a terminal shows the row count and the total (and,
+loudly, any full refunds) and asks; --yes skips the question; without a
+terminal and without --yes the run is refused (tests/test_cron.py). The
+CliRunner tests declare stdin a terminal and type the answer; one test runs
+popbatch on a real pseudo-terminal.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import os
+import pty
+import select
+import struct
+import subprocess
+import sys
+import termios
+from pathlib import Path
+
+import pytest
+from cli_helpers import Workspace, bodies
+
+from popbatch import cli
+from popbatch.sandbox import SandboxServer
+
+pytestmark = pytest.mark.sandbox
+
+
+@pytest.fixture
+def ws(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Workspace:
+    """A workspace whose stdin counts as a terminal, with two orders to capture."""
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(cli, "stdin_is_terminal", lambda: True)
+    sandbox.add_order("L-1", 1000)
+    sandbox.add_order("L-2", 2500)
+    workspace = Workspace(tmp_path, sandbox)
+    workspace.write("captures.csv", "order_id,amount\nL-1,1000\nL-2,2500\n")
+    return workspace
+
+
+def test_a_live_run_shows_the_rows_and_total_and_sends_on_yes(ws):
+    """Answer y: the requests go with dummy false."""
+    result = ws.operation("capture", "captures.csv", "--live", key="live", input="y\n")
+
+    assert result.exit_code == 0
+    assert ws.mask(result.stderr).splitlines()[:3] == [
+        "LIVE capture: 2 rows, 3,500 yen in total, to SANDBOX",
+        "Send these requests with real money? [y/N]: y",
+        "sending 2 rows",
+    ]
+    assert bodies(ws.sandbox, "card-capture") == [
+        b'{"order_id": "L-1", "amount": 1000, "dummy": false}',
+        b'{"order_id": "L-2", "amount": 2500, "dummy": false}',
+    ]
+
+
+@pytest.mark.parametrize("answer", ["n\n", "\n", ""])
+def test_a_live_run_answered_no_or_nothing_sends_nothing(ws, answer):
+    """n, Enter (the default is no) or end of input: exit 2, nothing sent."""
+    result = ws.operation("capture", "captures.csv", "--live", key="live", input=answer)
+
+    assert result.exit_code == 2
+    assert result.stderr.endswith(
+        "Error: the live run was not confirmed; nothing was sent\n"
+    )
+    assert ws.sandbox.received() == 0
+
+
+def test_a_live_refund_names_the_full_refunds_loudly(ws):
+    """Cancel rows without an amount are listed before the question."""
+    ws.sandbox.add_order("L-1", 1000, state="captured")
+    ws.sandbox.add_order("L-2", 2500, state="captured")
+    ws.write("refunds.csv", "order_id,amount\nL-1,300\nL-2,\n")
+
+    result = ws.operation("cancel", "refunds.csv", "--live", key="live", input="n\n")
+
+    assert result.exit_code == 2
+    assert ws.mask(result.stderr) == (
+        "Note: 1 row has no amount: each cancels or refunds the FULL amount of its "
+        "order (row 3)\n"
+        "LIVE cancel: 2 rows, 300 yen in total, to SANDBOX\n"
+        "WARNING: 1 row without an amount will refund the FULL amount of the order "
+        "(rows 3)\n"
+        "Send these requests with real money? [y/N]: n\n"
+        "Error: the live run was not confirmed; nothing was sent\n"
+    )
+
+
+def test_yes_skips_the_question_on_a_terminal(ws):
+    """--yes: the count and total are still shown, nothing is asked."""
+    result = ws.operation("capture", "captures.csv", "--live", "--yes", key="live")
+
+    assert result.exit_code == 0
+    assert "Send these requests" not in result.output
+    assert ws.mask(result.stderr).splitlines()[0] == (
+        "LIVE capture: 2 rows, 3,500 yen in total, to SANDBOX"
+    )
+    assert ws.sandbox.applied(endpoint="card-capture") == 2
+
+
+def test_a_test_run_asks_nothing(ws):
+    """Without --live there is no question: dummy requests move no money."""
+    result = ws.operation("capture", "captures.csv", "--quiet")
+
+    assert (result.exit_code, result.output) == (0, "")
+
+
+def test_a_batch_already_done_asks_nothing(ws):
+    """A live re-run with nothing left to send does not ask."""
+    ws.operation("capture", "captures.csv", "--live", "--yes", "-q", key="live")
+
+    again = ws.operation("capture", "captures.csv", "--live", key="live", input="")
+
+    assert again.exit_code == 0
+    assert "Send these requests" not in again.output
+    assert ws.sandbox.received() == 2
+
+
+def _read_all(fd: int) -> bytes:
+    """Everything the child writes to the pseudo-terminal until it closes."""
+    chunks = []
+    while True:
+        ready, _, _ = select.select([fd], [], [], 120)
+        if not ready:
+            break
+        try:
+            chunk = os.read(fd, 4096)
+        except OSError:
+            break
+        if not chunk:
+            break
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def test_the_question_on_a_real_terminal(ws):
+    """A real pseudo-terminal: popbatch asks, reads y, and sends."""
+    main_fd, child_fd = pty.openpty()
+    # A new pseudo-terminal is 0 columns wide; a real one has a size.
+    fcntl.ioctl(child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
+    env = {**os.environ, "POP_SERVER_KEY": ws.sandbox.live_key or ""}
+    env.pop("POP_ENDPOINT", None)
+    env.pop("POPBATCH_JOURNAL", None)
+    # The answer is typed ahead; the terminal keeps it until popbatch reads.
+    os.write(main_fd, b"y\n")
+    command = [sys.executable, "-m", "popbatch", "capture", "captures.csv"]
+    process = subprocess.Popen(
+        [*command, *ws.common(), "--live"],
+        cwd=ws.root,
+        env=env,
+        stdin=child_fd,
+        stdout=child_fd,
+        stderr=child_fd,
+    )
+    os.close(child_fd)
+
+    shown = _read_all(main_fd).decode("utf-8", "replace")
+    code = process.wait(timeout=120)
+    os.close(main_fd)
+
+    assert code == 0
+    assert "LIVE capture: 2 rows, 3,500 yen in total, to " in shown
+    assert "Send these requests with real money? [y/N]: " in shown
+    assert "2/2 [" in shown  # the progress bar of a terminal
+    assert ws.sandbox.applied(endpoint="card-capture") == 2

@@ -1,0 +1,290 @@
+"""popbatch under cron: no terminal, --quiet, --yes, and the control totals.
+
+Cron mails whatever a job prints, so a run that succeeds with --quiet
+prints nothing at all, and any run that needs a person prints a short
+summary and exits with its code. Where the terminal matters the runs are
+real processes (``python -m popbatch``) with stdin from /dev/null, as cron
+starts them; the others go through CliRunner, whose stdin is no terminal
+either. All of them talk to the session sandbox over real HTTP on 127.0.0.1.
+
+The control totals (--expect-rows, --expect-total, --max-total) refuse a
+file that is not what was approved, with exit 65, before anything is sent.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_helpers import Workspace, bodies
+
+from popbatch.sandbox import SandboxServer
+
+pytestmark = pytest.mark.sandbox
+
+
+@pytest.fixture
+def ws(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Workspace:
+    """A workspace with three authorised orders and a file capturing them."""
+    monkeypatch.chdir(tmp_path)
+    sandbox.add_order("C-1", 1000)
+    sandbox.add_order("C-2", 2000)
+    sandbox.add_order("C-3", 3000)
+    workspace = Workspace(tmp_path, sandbox)
+    workspace.write("captures.csv", "order_id,amount\nC-1,1000\nC-2,2000\nC-3,3000\n")
+    return workspace
+
+
+def summary_text(*, succeeded: str, failed: str, review: str = "") -> str:
+    """The summary block of a three-row capture batch 1, as printed."""
+    review = review or "  Review           0 rows               0 yen\n"
+    return (
+        "popbatch capture, batch 1 (test: dummy requests, no money moved)\n"
+        f"{succeeded}{failed}"
+        "  Rejected         0 rows               0 yen\n"
+        f"{review}"
+        "  Skipped          0 rows               0 yen\n"
+        "  Pending          0 rows               0 yen\n"
+        "  Total            3 rows           6,000 yen\n"
+        "  adds up: 3 rows in the groups = 3 rows in the input, "
+        "6,000 yen = 6,000 yen\n"
+    )
+
+
+# --- --quiet ---------------------------------------------------------------------
+
+
+def test_a_quiet_run_that_succeeds_prints_nothing_at_all(ws):
+    """Exit 0, stdout and stderr empty: cron sends no mail."""
+    result = ws.subprocess("capture", "captures.csv", *ws.common(), "--quiet")
+
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert ws.sandbox.applied(endpoint="card-capture") == 3
+
+
+def test_a_quiet_run_with_a_failed_row_prints_the_summary_and_exits_1(ws):
+    """A decline needs a person: the short summary, the results, the code."""
+    ws.sandbox.add_order("C-2", 2000, decline=True)
+
+    result = ws.operation("capture", "captures.csv", "--quiet")
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert ws.mask(result.stderr) == (
+        summary_text(
+            succeeded="  Succeeded        2 rows           4,000 yen\n",
+            failed="  Failed           1 row            2,000 yen\n",
+        )
+        + "Results: WORK/out/captures-capture-batch1\n"
+        "Exit 1: some rows failed at POP or were rejected\n"
+    )
+
+
+def test_a_quiet_run_with_a_review_row_prints_the_summary_and_exits_3(ws):
+    """A dropped connection after the request: Review, never re-sent, exit 3."""
+    ws.sandbox.script_order("C-3", {"action": "close_after_read"})
+
+    result = ws.operation("capture", "captures.csv", "--quiet")
+
+    assert (result.exit_code, result.stdout) == (3, "")
+    assert ws.mask(result.stderr) == (
+        summary_text(
+            succeeded="  Succeeded        2 rows           3,000 yen\n",
+            failed="  Failed           0 rows               0 yen\n",
+            review="  Review           1 row            3,000 yen\n",
+        )
+        + "Review rows may or may not have been processed: check them in the "
+        "merchant portal before sending them again.\n"
+        "Results: WORK/out/captures-capture-batch1\n"
+        "Exit 3: some outcomes are unknown: check the Review rows\n"
+    )
+    assert ws.sandbox.received("C-3") == 1
+
+
+def test_a_quiet_run_that_cannot_reach_pop_exits_75_with_rows_pending(ws):
+    """Connection refused: nothing was sent, the rows wait for the next run."""
+    args = ws.common()
+    args[1] = "http://127.0.0.1:9/pop/v1"
+
+    result = ws.run("capture", "captures.csv", *args, "--stop-after", "1", "--quiet")
+
+    assert (result.exit_code, result.stdout) == (75, "")
+    lines = ws.mask(result.stderr).splitlines()
+    assert "  Pending          3 rows           6,000 yen" in lines
+    assert lines[-1] == (
+        "Exit 75: try again later: rows are still pending or the journal is busy"
+    )
+    assert "Traceback" not in result.stderr
+
+
+def test_running_the_same_file_again_sends_nothing_and_stays_quiet(ws):
+    """Cron retried a job that had finished: exit 0, silence, no request."""
+    first = ws.operation("capture", "captures.csv", "--quiet")
+
+    again = ws.operation("capture", "captures.csv", "--quiet")
+
+    assert (first.exit_code, again.exit_code) == (0, 0)
+    assert (again.stdout, again.stderr) == ("", "")
+    assert ws.sandbox.received(endpoint="card-capture") == 3
+
+
+# --- live runs without a terminal -------------------------------------------------
+
+
+def test_a_live_run_without_a_terminal_or_yes_is_refused_before_the_key_or_file(ws):
+    """Exit 2 even with no key and no file: nothing else is looked at."""
+    result = ws.subprocess(
+        "capture", "not-there.csv", *ws.common(), "--live", "--quiet", key=None
+    )
+
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        "Error: a live run needs a terminal to confirm it, or --yes\n"
+        "From cron, add --yes (check the file first with --dry-run).\n"
+    )
+    assert ws.sandbox.received() == 0
+
+
+def test_a_live_cron_run_with_yes_and_quiet_prints_nothing(ws):
+    """--live --yes --quiet with the live key: dummy false, silence, exit 0."""
+    result = ws.subprocess(
+        "capture",
+        "captures.csv",
+        *ws.common(),
+        "--live",
+        "--yes",
+        "--quiet",
+        key="live",
+    )
+
+    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert [
+        json.loads(body)["dummy"] for body in bodies(ws.sandbox, "card-capture")
+    ] == [
+        False,
+        False,
+        False,
+    ]
+
+
+def test_a_live_run_with_yes_but_not_quiet_shows_what_it_sends(ws):
+    """Without --quiet, --yes still prints the row count and total first."""
+    result = ws.operation("capture", "captures.csv", "--live", "--yes", key="live")
+
+    assert result.exit_code == 0
+    assert ws.mask(result.stderr).splitlines()[:2] == [
+        "LIVE capture: 3 rows, 6,000 yen in total, to SANDBOX",
+        "sending 3 rows",
+    ]
+
+
+# --- control totals ----------------------------------------------------------------
+
+
+def test_expect_rows_refuses_a_file_with_another_count_before_sending(ws):
+    """--expect-rows 4 for a 3-row file: exit 65, nothing sent, nothing planned."""
+    result = ws.operation("capture", "captures.csv", "--expect-rows", "4", "--quiet")
+
+    assert result.exit_code == 65
+    assert result.stderr == (
+        "Error: --expect-rows 4 but 3 rows would be sent; nothing was sent\n"
+        "Check the file against what was approved.\n"
+    )
+    assert ws.sandbox.received() == 0
+    assert list(ws.out.iterdir()) == []
+
+
+def test_expect_total_refuses_a_file_with_another_total(ws):
+    """--expect-total 6,001 for a file totalling 6,000."""
+    result = ws.operation("capture", "captures.csv", "--expect-total", "6,001")
+
+    assert result.exit_code == 65
+    assert result.stderr == (
+        "Error: --expect-total 6,001 but the rows to send total 6,000; nothing was "
+        "sent\n"
+        "Check the file against what was approved.\n"
+    )
+    assert ws.sandbox.received() == 0
+
+
+def test_max_total_refuses_a_file_above_it(ws):
+    """--max-total 5,999 for a file totalling 6,000."""
+    result = ws.operation("capture", "captures.csv", "--max-total", "5999")
+
+    assert result.exit_code == 65
+    assert result.stderr == (
+        "Error: the rows to send total 6,000, above --max-total 5,999; nothing was "
+        "sent\n"
+    )
+    assert ws.sandbox.received() == 0
+
+
+def test_matching_control_totals_let_the_run_go(ws):
+    """The approved count and total, under the ceiling: the run goes, silently."""
+    result = ws.operation(
+        "capture",
+        "captures.csv",
+        "--expect-rows",
+        "3",
+        "--expect-total",
+        "6000",
+        "--max-total",
+        "6000",
+        "--quiet",
+    )
+
+    assert (result.exit_code, result.output) == (0, "")
+    assert ws.sandbox.applied(endpoint="card-capture") == 3
+
+
+def test_expect_rows_counts_only_the_rows_that_would_be_sent(ws):
+    """Rejected rows (--skip-invalid) and rows done earlier are not counted."""
+    ws.write("first.csv", "order_id,amount\nC-1,1000\n")
+    ws.operation("capture", "first.csv", "--quiet")
+    ws.write("fixed.csv", "order_id,amount\nC-1,1000\nC-2,2000\nC-3,x\n")
+
+    result = ws.operation(
+        "capture",
+        "fixed.csv",
+        "--skip-invalid",
+        "--expect-rows",
+        "1",
+        "--expect-total",
+        "2000",
+        "--quiet",
+    )
+
+    assert result.exit_code == 1
+    assert [json.loads(b)["order_id"] for b in bodies(ws.sandbox, "card-capture")] == [
+        "C-1",
+        "C-2",
+    ]
+
+
+def test_a_full_refund_row_makes_any_amount_check_fail_naming_the_rows(ws):
+    """A cancel without amount refunds an amount popbatch cannot know."""
+    ws.write("refunds.csv", "order_id,amount\nC-1,500\nC-2,\nC-3,\n")
+
+    result = ws.operation("cancel", "refunds.csv", "--max-total", "100000")
+
+    assert result.exit_code == 65
+    assert result.stderr == (
+        "Note: 2 rows have no amount: each cancels or refunds the FULL amount of "
+        "its order (rows 3, 4)\n"
+        "Error: an amount check was asked, but rows 3, 4 have no amount (a full "
+        "refund, whose amount is not known here); nothing was sent\n"
+        "Give those rows an amount, or drop --expect-total/--max-total.\n"
+    )
+    assert ws.sandbox.received() == 0
+
+
+def test_a_row_count_check_alone_accepts_full_refunds(ws):
+    """--expect-rows does not need amounts: the full refunds go."""
+    ws.write("refunds.csv", "order_id,amount\nC-1,500\nC-2,\n")
+
+    result = ws.operation("cancel", "refunds.csv", "--expect-rows", "2", "--quiet")
+
+    assert (result.exit_code, result.output) == (0, "")
+    assert bodies(ws.sandbox, "card-cancel")[1] == b'{"order_id": "C-2", "dummy": true}'

@@ -1,0 +1,396 @@
+"""The four operation commands end to end: file in, HTTP to the sandbox, results out.
+
+Every test runs ``popbatch OPERATION FILE`` through the command line against
+the session sandbox over real HTTP on 127.0.0.1, with a real journal in
+tmp_path, and checks three things a user relies on: the exact JSON body POP
+received for each row (field names, JSON types, dummy), the group every row
+landed in (results.xlsx read back with openpyxl, and the CSV twins), and the
+exit code.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from cli_helpers import (
+    SAMPLE_DATA,
+    Workspace,
+    bodies,
+    column,
+    csv_rows,
+    sheet,
+    sheet_names,
+    summary,
+)
+from openpyxl import Workbook
+
+from popbatch.sandbox import SandboxServer
+
+pytestmark = pytest.mark.sandbox
+
+GROUP_SHEETS = ["Succeeded", "Failed", "Rejected", "Review", "Skipped", "Pending"]
+
+
+@pytest.fixture
+def ws(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Workspace:
+    """A workspace folder, also the working folder, wired to the sandbox."""
+    monkeypatch.chdir(tmp_path)
+    return Workspace(tmp_path, sandbox)
+
+
+def group_rows(folder: Path) -> dict[str, list[int]]:
+    """The input row numbers in each group's sheet of results.xlsx."""
+    return {name: column(sheet(folder, name), "row") for name in GROUP_SHEETS}
+
+
+def csv_group_rows(folder: Path) -> dict[str, list[int]]:
+    """The input row numbers in each group's CSV twin."""
+    return {
+        name: [
+            int(row) for row in column(csv_rows(folder / f"{name.lower()}.csv"), "row")
+        ]
+        for name in GROUP_SHEETS
+    }
+
+
+# --- capture -----------------------------------------------------------------
+
+
+def test_capture_sends_integer_amounts_with_dummy_true_and_groups_every_row(ws):
+    """A test run: exact bodies, one group per row, exit 1 for a decline."""
+    ws.sandbox.add_order("CAP-1", 1000)
+    ws.sandbox.add_order("CAP-2", 2500, decline=True)
+    path = ws.write(
+        "captures.csv",
+        'order_id,amount,memo\nCAP-1,1000,first\nCAP-2,"2,500",declined\n'
+        "CAP-3,abc,typo\n",
+    )
+
+    result = ws.operation("capture", str(path), "--skip-invalid")
+
+    assert result.exit_code == 1
+    assert bodies(ws.sandbox, "card-capture") == [
+        b'{"order_id": "CAP-1", "amount": 1000, "dummy": true}',
+        b'{"order_id": "CAP-2", "amount": 2500, "dummy": true}',
+    ]
+    folder = ws.results()
+    assert folder.name == "captures-capture-batch1"
+    assert sheet_names(folder) == ["Summary", *GROUP_SHEETS]
+    expected = {"Succeeded": [2], "Failed": [3], "Rejected": [4]}
+    expected |= {"Review": [], "Skipped": [], "Pending": []}
+    assert group_rows(folder) == expected
+    assert csv_group_rows(folder) == expected
+    failed = sheet(folder, "Failed")[0]
+    assert (failed["order_id"], failed["amount"], failed["result_code"]) == (
+        "CAP-2",
+        2500,
+        "RM01",
+    )
+    assert column(csv_rows(folder / "failed-RM01.csv"), "order_id") == ["CAP-2"]
+    assert sheet(folder, "Rejected")[0]["amount"] == "abc"
+    assert summary(folder)["exit_code"] == 1
+
+
+def test_capture_prints_progress_and_the_summary_on_stderr_only(ws):
+    """Without a terminal: a start line, a line per 10%, then the summary."""
+    ws.sandbox.add_order("CAP-1", 1000)
+    ws.sandbox.add_order("CAP-2", 2500, decline=True)
+    path = ws.write("captures.csv", "order_id,amount\nCAP-1,1000\nCAP-2,2500\n")
+
+    result = ws.operation("capture", str(path))
+
+    assert (result.exit_code, result.stdout) == (1, "")
+    assert ws.mask(result.stderr) == (
+        "sending 2 rows\n"
+        "1/2 rows (50%), N/s, 0 failed, 0 in Review\n"
+        "2/2 rows (100%), N/s, 1 failed, 0 in Review\n"
+        "popbatch capture, batch 1 (test: dummy requests, no money moved)\n"
+        "  Succeeded        1 row            1,000 yen\n"
+        "  Failed           1 row            2,500 yen\n"
+        "  Rejected         0 rows               0 yen\n"
+        "  Review           0 rows               0 yen\n"
+        "  Skipped          0 rows               0 yen\n"
+        "  Pending          0 rows               0 yen\n"
+        "  Total            2 rows           3,500 yen\n"
+        "  adds up: 2 rows in the groups = 2 rows in the input, "
+        "3,500 yen = 3,500 yen\n"
+        "Results: WORK/out/captures-capture-batch1\n"
+        "Exit 1: some rows failed at POP or were rejected\n"
+    )
+
+
+def test_capture_live_sends_dummy_false_with_the_live_key(ws):
+    """--live --yes with the live merchant's key: dummy false, exit 0."""
+    ws.sandbox.add_order("LIVE-1", 1200)
+    path = ws.write("live.csv", "order_id,amount\nLIVE-1,1200\n")
+
+    result = ws.operation("capture", str(path), "--live", "--yes", key="live")
+
+    assert result.exit_code == 0
+    assert bodies(ws.sandbox, "card-capture") == [
+        b'{"order_id": "LIVE-1", "amount": 1200, "dummy": false}'
+    ]
+    assert ws.sandbox.order("LIVE-1").captured == 1200
+    assert summary(ws.results())["live"] is True
+
+
+def test_capture_of_the_month_end_sample_workbook(ws):
+    """sample_data/month_end_captures.xlsx: 1,200 rows, the seed's declines fail."""
+    ws.sandbox.load_seed(SAMPLE_DATA / "sandbox_seed.json")
+    path = SAMPLE_DATA / "month_end_captures.xlsx"
+
+    result = ws.run(
+        "capture", str(path), *ws.common()[:-2], "--concurrency", "4", "--quiet"
+    )
+
+    assert result.exit_code == 1
+    sent = [json.loads(body) for body in bodies(ws.sandbox, "card-capture")]
+    assert len(sent) == 1200
+    assert all(type(body["amount"]) is int and body["dummy"] is True for body in sent)
+    assert all(list(body) == ["order_id", "amount", "dummy"] for body in sent)
+    folder = ws.results()
+    groups = group_rows(folder)
+    assert {name: len(rows) for name, rows in groups.items()} == {
+        "Succeeded": 1159,
+        "Failed": 41,
+        "Rejected": 0,
+        "Review": 0,
+        "Skipped": 0,
+        "Pending": 0,
+    }
+    assert sorted(groups["Succeeded"] + groups["Failed"]) == list(range(2, 1202))
+    assert csv_group_rows(folder) == groups
+    assert {row["result_code"] for row in sheet(folder, "Failed")} == {"RM01"}
+    assert sheet(folder, "Succeeded")[0]["顧客名"] == "佐藤 様"
+
+
+# --- cancel ------------------------------------------------------------------
+
+
+def test_cancel_sends_a_partial_refund_amount_and_leaves_it_out_for_a_full_one(ws):
+    """A blank amount is left out of the body: POP refunds the full amount."""
+    ws.sandbox.add_order("RF-1", 5000, state="captured")
+    ws.sandbox.add_order("RF-2", 3000, state="captured")
+    path = ws.write("refunds.csv", "order_id,amount\nRF-1,1000\nRF-2,\n")
+
+    result = ws.operation("cancel", str(path), "--quiet")
+
+    assert (result.exit_code, result.output) == (0, "")
+    assert bodies(ws.sandbox, "card-cancel") == [
+        b'{"order_id": "RF-1", "amount": 1000, "dummy": true}',
+        b'{"order_id": "RF-2", "dummy": true}',
+    ]
+    assert (ws.sandbox.order("RF-1").refunded, ws.sandbox.order("RF-1").balance) == (
+        1000,
+        4000,
+    )
+    assert ws.sandbox.order("RF-2").balance == 0
+    succeeded = sheet(ws.results(), "Succeeded")
+    assert column(succeeded, "amount") == [1000, None]
+    assert column(succeeded, "full refund") == [None, "FULL amount (no amount given)"]
+
+
+def test_cancel_of_the_cp932_mass_refunds_sample(ws):
+    """sample_data/mass_refunds.csv (CP932): 30 partial and 10 full refunds."""
+    ws.sandbox.load_seed(SAMPLE_DATA / "sandbox_seed.json")
+    path = SAMPLE_DATA / "mass_refunds.csv"
+
+    result = ws.operation("cancel", str(path), "--quiet")
+
+    assert (result.exit_code, result.output) == (0, "")
+    sent = [json.loads(body) for body in bodies(ws.sandbox, "card-cancel")]
+    partial = [body for body in sent if "amount" in body]
+    full = [body for body in sent if "amount" not in body]
+    assert (len(partial), len(full)) == (30, 10)
+    assert sum(body["amount"] for body in partial) == 18_400
+    assert all(type(body["amount"]) is int for body in partial)
+    assert all(body["dummy"] is True for body in sent)
+    folder = ws.results()
+    assert len(sheet(folder, "Succeeded")) == 40
+    reasons = column(csv_rows(folder / "succeeded.csv"), "返金理由")
+    assert reasons[:4] == ["一部返品（①点）"] * 3 + ["全額返金・髙島屋店受付"]
+    assert summary(folder)["groups"]["succeeded"] == {
+        "rows": 40,
+        "amount": 18_400,
+        "full_amount_rows": 10,
+    }
+
+
+def test_cancel_above_the_captured_amount_fails_at_pop(ws):
+    """The gateway refuses a refund above what is left: Failed, exit 1."""
+    ws.sandbox.add_order("RF-9", 1000, state="captured")
+    path = ws.write("refunds.csv", "order_id,amount\nRF-9,5000\n")
+
+    result = ws.operation("cancel", str(path), "--quiet")
+
+    assert result.exit_code == 1
+    assert group_rows(ws.results())["Failed"] == [2]
+    assert ws.sandbox.order("RF-9").refunded == 0
+
+
+# --- reauthorize -------------------------------------------------------------
+
+
+def test_reauthorize_sends_capture_true_false_or_leaves_a_blank_one_out(ws):
+    """capture true, false and blank; an unknown original order fails RC3C."""
+    for original in ("OLD-1", "OLD-2", "OLD-3"):
+        ws.sandbox.add_order(original, 980, state="captured")
+    path = ws.write(
+        "again.csv",
+        "order_id,original_order_id,amount,capture\n"
+        "NEW-1,OLD-1,1980,true\nNEW-2,OLD-2,980,FALSE\nNEW-3,OLD-3,980,\n"
+        "NEW-4,OLD-404,980,true\n",
+    )
+
+    result = ws.operation("reauthorize", str(path), "--quiet")
+
+    assert result.exit_code == 1
+    assert bodies(ws.sandbox, "card-reauthorize") == [
+        b'{"order_id": "NEW-1", "original_order_id": "OLD-1", "amount": 1980, '
+        b'"capture": true, "dummy": true}',
+        b'{"order_id": "NEW-2", "original_order_id": "OLD-2", "amount": 980, '
+        b'"capture": false, "dummy": true}',
+        b'{"order_id": "NEW-3", "original_order_id": "OLD-3", "amount": 980, '
+        b'"dummy": true}',
+        b'{"order_id": "NEW-4", "original_order_id": "OLD-404", "amount": 980, '
+        b'"capture": true, "dummy": true}',
+    ]
+    assert ws.sandbox.order("NEW-1").captured == 1980
+    assert ws.sandbox.order("NEW-2").captured is None
+    assert ws.sandbox.order("NEW-3").captured == 980
+    folder = ws.results()
+    assert group_rows(folder)["Succeeded"] == [2, 3, 4]
+    assert [(row["row"], row["result_code"]) for row in sheet(folder, "Failed")] == [
+        (5, "RC3C")
+    ]
+
+
+def test_reauthorize_of_the_sample_file(ws):
+    """sample_data/reauthorize.csv: 30 re-charges, 6 of them not captured."""
+    ws.sandbox.load_seed(SAMPLE_DATA / "sandbox_seed.json")
+    path = SAMPLE_DATA / "reauthorize.csv"
+
+    result = ws.operation("reauthorize", str(path), "--quiet")
+
+    assert (result.exit_code, result.output) == (0, "")
+    sent = [json.loads(body) for body in bodies(ws.sandbox, "card-reauthorize")]
+    assert len(sent) == 30
+    assert [body["order_id"] for body in sent if body["capture"] is False] == [
+        f"SUB-202611-00{n:02d}" for n in (5, 10, 15, 20, 25, 30)
+    ]
+    assert all(type(body["capture"]) is bool for body in sent)
+    assert group_rows(ws.results())["Succeeded"] == list(range(2, 32))
+
+
+# --- authorize ---------------------------------------------------------------
+
+
+def write_workbook(path: Path, rows: list[tuple[object, ...]]) -> Path:
+    """Save ``rows`` (the first is the header) as the first sheet of a workbook."""
+    workbook = Workbook()
+    sheet = workbook.active
+    assert sheet is not None
+    for row in rows:
+        sheet.append(list(row))
+    workbook.save(path)
+    return path
+
+
+def test_authorize_leaves_out_a_blank_card_id_and_blank_flags(ws):
+    """paynow_card_id blank or given; paynow_default_card true, false or blank."""
+    ws.sandbox.add_account(
+        "ACC-1", [{"card_id": "C-A"}, {"card_id": "C-B"}], default_card="C-A"
+    )
+    path = write_workbook(
+        ws.root / "stored.xlsx",
+        [
+            (
+                "order_id",
+                "amount",
+                "capture",
+                "paynow_account_id",
+                "paynow_card_id",
+                "paynow_default_card",
+            ),
+            ("PN-1", 1100, None, "ACC-1", None, None),
+            ("PN-2", 2200, False, "ACC-1", "C-B", False),
+            ("PN-3", 3300, True, "ACC-1", "C-B", None),
+            ("PN-4", 4400, True, "ACC-1", "C-A", True),
+        ],
+    )
+
+    result = ws.operation("authorize", str(path), "--quiet")
+
+    assert (result.exit_code, result.output) == (0, "")
+    assert bodies(ws.sandbox, "card-authorize") == [
+        b'{"order_id": "PN-1", "amount": 1100, "paynow_account_id": "ACC-1", '
+        b'"dummy": true}',
+        b'{"order_id": "PN-2", "amount": 2200, "capture": false, '
+        b'"paynow_account_id": "ACC-1", "paynow_card_id": "C-B", '
+        b'"paynow_default_card": false, "dummy": true}',
+        b'{"order_id": "PN-3", "amount": 3300, "capture": true, '
+        b'"paynow_account_id": "ACC-1", "paynow_card_id": "C-B", "dummy": true}',
+        b'{"order_id": "PN-4", "amount": 4400, "capture": true, '
+        b'"paynow_account_id": "ACC-1", "paynow_card_id": "C-A", '
+        b'"paynow_default_card": true, "dummy": true}',
+    ]
+    succeeded = sheet(ws.results(), "Succeeded")
+    assert column(succeeded, "paynow_card_id") == ["C-A", "C-B", "C-B", "C-A"]
+
+
+def test_authorize_rejects_a_default_flag_without_a_card_id(ws):
+    """paynow_default_card needs paynow_card_id: Rejected, the others are sent."""
+    ws.sandbox.add_account("ACC-1", [{"card_id": "C-A"}], default_card="C-A")
+    path = ws.write(
+        "stored.csv",
+        "order_id,amount,paynow_account_id,paynow_card_id,paynow_default_card\n"
+        "PN-1,1100,ACC-1,,true\nPN-2,1100,ACC-1,,\n",
+    )
+
+    result = ws.operation("authorize", str(path), "--skip-invalid", "--quiet")
+
+    assert result.exit_code == 1
+    assert [
+        json.loads(b)["order_id"] for b in bodies(ws.sandbox, "card-authorize")
+    ] == ["PN-2"]
+    folder = ws.results()
+    assert group_rows(folder)["Rejected"] == [2]
+    assert sheet(folder, "Rejected")[0]["reasons"] == (
+        "paynow_default_card: paynow_default_card is set but paynow_card_id is "
+        "blank; leave paynow_default_card empty or give the card id"
+    )
+
+
+def test_authorize_of_an_unknown_account_fails(ws):
+    """POP refuses an account it does not know: Failed, exit 1."""
+    path = ws.write(
+        "stored.csv", "order_id,amount,paynow_account_id\nPN-1,1100,NOBODY\n"
+    )
+
+    result = ws.operation("authorize", str(path), "--quiet")
+
+    assert result.exit_code == 1
+    assert group_rows(ws.results())["Failed"] == [2]
+
+
+def test_authorize_of_the_sample_workbook(ws):
+    """sample_data/paynow_authorize.xlsx: Excel TRUE/FALSE cells become JSON booleans."""
+    ws.sandbox.load_seed(SAMPLE_DATA / "sandbox_seed.json")
+    path = SAMPLE_DATA / "paynow_authorize.xlsx"
+
+    result = ws.operation("authorize", str(path), "--quiet")
+
+    assert (result.exit_code, result.output) == (0, "")
+    sent = [json.loads(body) for body in bodies(ws.sandbox, "card-authorize")]
+    assert len(sent) == 20
+    with_card = [body for body in sent if "paynow_card_id" in body]
+    without = [body for body in sent if "paynow_card_id" not in body]
+    assert len(with_card) == len(without) == 10
+    assert all(body["paynow_default_card"] is False for body in with_card)
+    assert all("paynow_default_card" not in body for body in without)
+    assert all(type(body["capture"]) is bool for body in sent)
+    assert len(sheet(ws.results(), "Succeeded")) == 20
