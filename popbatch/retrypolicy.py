@@ -11,8 +11,11 @@ sent again, because only they prove that nothing was applied:
 Everything else is final for this run. Retries are limited three ways: per
 row (``RetrySettings.max_attempts``), per run (a :class:`RetryBudget`), and
 by a :class:`StopCounter` that stops the batch after a run of consecutive
-"not sent" or "not processed" answers. A ``Retry-After`` longer than the
-ceiling stops the batch too, leaving the rest pending.
+"not sent" or "not processed" answers (and, when the caller asks, of
+unknown outcomes: a gateway that times out on every request would otherwise
+fill Review). A ``Retry-After`` longer than the ceiling stops the batch too,
+leaving the rest pending; so does an answer that says the key, the merchant
+or the endpoint is wrong (exit 78).
 
 Nothing here sleeps or draws from the global random generator: the caller
 passes ``random`` and does the waiting, as tenacity takes ``sleep``.

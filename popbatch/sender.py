@@ -5,6 +5,11 @@ shared queue. For every attempt it waits for the limiter, has the journal
 commit the row as ``in_flight`` (the intent), sends, and hands the outcome
 back to the journal. The retry policy decides what follows.
 
+The first row goes alone, before the pool starts: when the key is rejected
+or the endpoint is wrong, the batch stops after one request rather than one
+per worker. A retry passes the limiter like any request, and a Retry-After
+holds every worker, not only the one that was told.
+
 All journal writes go through one recorder thread that commits them in
 groups: the outcome of one row and the intent of the next usually share a
 commit, so a durable journal costs about one fsync per row, and less when
@@ -267,7 +272,10 @@ class Sender:
         elif not used_up:
             why = f": {retries}"
         else:
-            why = f": {used_up:,} after {attempts} attempts, {no_budget:,} because {retries}"
+            why = (
+                f": {used_up:,} after {attempts} attempts, {no_budget:,} because "
+                f"{retries}"
+            )
         rows = "1 row stays" if count == 1 else f"{count:,} rows stay"
         return (
             f"{rows} pending{why} (last answer: {last.detail.rstrip('.')}). Run the "

@@ -161,7 +161,7 @@ def test_r004_authorize_succeeds(sandbox: SandboxServer, client_for: Any) -> Non
     assert outcome.response["paynow_status"] == "success"
 
 
-# -- refusals before the gateway ---------------------------------------------------------
+# -- refusals before the gateway -------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -318,7 +318,7 @@ def test_error_without_m_status_is_not_processed(
     assert sandbox.applied("N-1") == 0
 
 
-# -- the ledger ---------------------------------------------------------------------------
+# -- the ledger ------------------------------------------------------------------------
 
 
 def test_decline_is_failed_with_the_gateway_message(

@@ -193,7 +193,7 @@ def test_case_19_dropped_and_timed_out_refunds_are_not_sent_again(
 def test_review_rows_are_not_sent_again_by_a_later_run(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    """Re-running the command after case 18 sends nothing: Review rows wait for a person."""
+    """Re-running after case 18 sends nothing: Review rows wait for a person."""
     sandbox.set_script(DATA / "stubs" / "18-html-error-page.json")
     file = captures(tmp_path / "capture.csv", ["HE-001", "HE-002", "HE-003", "HE-004"])
     run_cli(tmp_path, sandbox.base_url, file)
@@ -205,11 +205,11 @@ def test_review_rows_are_not_sent_again_by_a_later_run(
     assert sandbox.received() == 4
 
 
-# -- not sent: nothing listening ---------------------------------------------------------
+# -- not sent: nothing listening -------------------------------------------------------
 
 
 def test_unreachable_gateway_leaves_every_row_pending(tmp_path: Path) -> None:
-    """Connection refused: nothing was sent, so rows stay pending (exit 75), none in Review."""
+    """Connection refused: nothing sent, rows stay pending (exit 75), none in Review."""
     port = free_port()
     file = captures(tmp_path / "capture.csv", ["U-1", "U-2", "U-3", "U-4"])
 
@@ -248,7 +248,7 @@ def test_unreachable_gateway_through_the_command_line(tmp_path: Path) -> None:
     assert ran.counts()["review"] == 0
 
 
-# -- not processed: 429, 503 with Retry-After ------------------------------------------------
+# -- not processed: 429, 503 with Retry-After ------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -388,7 +388,7 @@ def test_retry_after_beyond_the_ceiling_stops_with_the_rest_pending(
     assert sandbox.applied() == 0
 
 
-# -- unknown: Review, sent once ---------------------------------------------------------
+# -- unknown: Review, sent once --------------------------------------------------------
 
 
 @pytest.mark.parametrize(
@@ -438,7 +438,7 @@ def test_answers_that_may_hide_a_capture_go_to_review_sent_once(
     reason: str,
     detail: str,
 ) -> None:
-    """Dropped, timed out or not POP JSON: Review with the evidence, exit 3, one request."""
+    """Dropped, timed out or not POP JSON: Review with evidence, exit 3, sent once."""
     orders = seeded(sandbox, "Q-1")
     sandbox.set_faults(Faults.from_mapping(faults))
     file = captures(tmp_path / "capture.csv", orders)
@@ -546,7 +546,7 @@ def test_reauthorize_accepts_the_original_or_the_new_order_id(
     assert server.applied("NEW-1") == 1
 
 
-# -- not processed before the gateway: RA01, RD01, RM01 without m_status ---------------------
+# -- not processed before the gateway: RA01, RD01, RM01 without m_status ---------------
 
 
 @pytest.mark.parametrize(
@@ -568,7 +568,7 @@ def test_reauthorize_accepts_the_original_or_the_new_order_id(
 def test_errors_before_the_gateway_are_retried_then_left_pending(
     sandbox: SandboxServer, tmp_path: Path, fault: str, code: str, meaning: str
 ) -> None:
-    """RA01/RD01/RM01 without m_status: three identical attempts, then pending, exit 75."""
+    """RA01/RD01/RM01 without m_status: three identical attempts, pending, exit 75."""
     orders = seeded(sandbox, "N-1")
     sandbox.set_faults(Faults.from_mapping({fault: 1.0}))
     file = captures(tmp_path / "capture.csv", orders)
@@ -594,7 +594,7 @@ def test_errors_before_the_gateway_are_retried_then_left_pending(
 def test_error_before_the_gateway_then_success_is_applied_once(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    """RA01 once, then the real answer: Succeeded, two identical requests, applied once."""
+    """RA01 once, then the real answer: two identical requests, applied once."""
     orders = seeded(sandbox, "N-2")
     sandbox.script_order(
         "N-2", json_answer(result_code="RA01", message="Application Error")
@@ -612,7 +612,7 @@ def test_error_before_the_gateway_then_success_is_applied_once(
 def test_pending_rows_are_sent_by_the_next_run(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    """After the gateway recovers, the same command sends the pending rows, once each."""
+    """Once the gateway recovers, the same command sends the pending rows, once each."""
     orders = seeded(sandbox, "N-3", "N-4")
     sandbox.set_faults(rm01=1.0)
     file = captures(tmp_path / "capture.csv", orders)
@@ -653,13 +653,13 @@ def test_declines_are_failed_and_never_stop_the_batch(
         assert_one_body(sandbox, order_id, times=1)
 
 
-# -- failed, and the batch stops: the key, the merchant, the endpoint ---------------------
+# -- failed, and the batch stops: the key, the merchant, the endpoint ------------------
 
 
 def test_rejected_key_stops_the_batch_after_the_first_request(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    """RC17: one request, the row Failed, the rest pending, exit 78, the key never shown."""
+    """RC17: one request, the row Failed, the rest pending, exit 78, no key shown."""
     orders = seeded(sandbox, "K-1", "K-2", "K-3", "K-4", "K-5")
     file = captures(tmp_path / "capture.csv", orders)
 
@@ -796,13 +796,13 @@ def test_405_page_stops_the_batch_like_a_404(
     assert sandbox.received() == 1
 
 
-# -- consecutive answers stop the batch --------------------------------------------------
+# -- consecutive answers stop the batch ------------------------------------------------
 
 
 def test_consecutive_not_processed_answers_stop_the_batch(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    """--stop-after 2 and every request a 429: stop after two, the rest pending, exit 75."""
+    """--stop-after 2, every request a 429: stop after two, the rest pending, 75."""
     orders = seeded(sandbox, "C-1", "C-2", "C-3", "C-4")
     sandbox.set_faults(too_many_requests=1.0, retry_after_s=0)
     file = captures(tmp_path / "capture.csv", orders)
@@ -823,7 +823,7 @@ def test_consecutive_not_processed_answers_stop_the_batch(
 def test_consecutive_unknown_outcomes_stop_the_batch(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    """Every request times out: after --stop-after of them, stop; the rest pending, exit 75."""
+    """Every request times out: stop after --stop-after of them, rest pending, 75."""
     orders = seeded(sandbox, "V-1", "V-2", "V-3", "V-4", "V-5")
     sandbox.set_faults(hang=1.0)
     file = captures(tmp_path / "capture.csv", orders)
@@ -882,7 +882,7 @@ def test_run_wide_retry_budget_leaves_the_rest_pending(
     assert {oid: sandbox.applied(oid) for oid in orders} == dict.fromkeys(orders, 1)
 
 
-# -- rate limit, workers, sessions, timeouts ----------------------------------------------
+# -- rate limit, workers, sessions, timeouts -------------------------------------------
 
 
 def test_every_attempt_of_every_worker_passes_the_one_limiter(
@@ -984,7 +984,7 @@ def test_timeouts_given_on_the_command_line_are_used_and_recorded(
     assert batch.options["timeouts"] == {"connect": 1.5, "read": 0.4}
 
 
-# -- what the log says -------------------------------------------------------------------
+# -- what the log says -----------------------------------------------------------------
 
 
 def row_lines(text: str) -> list[str]:

@@ -192,7 +192,7 @@ def test_sigterm_waits_for_a_request_no_longer_than_the_read_timeout(
 def test_second_sigint_aborts_at_once_and_the_journal_stays_consistent(
     sandbox: SandboxServer, tmp_path: Path, children: list[Run]
 ) -> None:
-    """Ctrl-C twice: exit 130 at once; the next run puts the rows in flight in Review."""
+    """Ctrl-C twice: exit 130 at once; the next run reviews the rows in flight."""
     orders = orders_of(sandbox, 6, "A")
     file = captures(tmp_path / "capture.csv", orders)
     sandbox.set_faults(latency_s=1.0)
