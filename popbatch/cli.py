@@ -14,11 +14,13 @@ import signal
 import sys
 import threading
 import time
+import traceback
+import unicodedata
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from types import FrameType
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeAlias, TypeVar
 
 import click
 
@@ -26,30 +28,36 @@ from popbatch import __version__
 from popbatch.config import (
     DEFAULT_CONCURRENCY,
     DEFAULT_ENDPOINT,
-    DEFAULT_OUT,
     DEFAULT_RATE,
+    MAX_CONCURRENCY,
     ControlTotals,
     ReadOptions,
     RetrySettings,
     RunOptions,
+    Settings,
     Timeouts,
-    default_journal_path,
-    environ_defaults,
-    load_config_file,
+    check_endpoint,
     load_server_key,
     parse_amount_option,
+    resolve_settings,
 )
-from popbatch.errors import ExitCode, PopbatchError, UsageError
+from popbatch.errors import ExitCode, OutputError, PopbatchError, UsageError
 
 logger = logging.getLogger("popbatch")
 
 F = TypeVar("F", bound=Callable[..., Any])
 
-_debug = False
+# Where --debug is remembered: ctx.meta is shared by a command and its group,
+# and, unlike a global, starts afresh at every invocation.
+_DEBUG = "popbatch.debug"
 
 
 class PopbatchGroup(click.Group):
-    """A click group that turns PopbatchError into a message and an exit code."""
+    """A click group that turns PopbatchError into a message and an exit code.
+
+    Every error leaves as ``Error: ...`` on stderr, an optional hint line,
+    and DESIGN.md's exit code; a traceback is printed only with --debug.
+    """
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -57,47 +65,56 @@ class PopbatchGroup(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort):
             raise
         except PopbatchError as error:
-            if _debug:
-                raise
-            click.echo(f"Error: {error.message}", err=True)
-            if error.hint:
-                click.echo(error.hint, err=True)
+            _echo_error(ctx, error.message, error.hint)
             ctx.exit(int(error.exit_code))
         except KeyboardInterrupt:
-            if _debug:
-                raise
-            click.echo("Interrupted.", err=True)
+            _echo_error(ctx, "interrupted; nothing was sent")
             ctx.exit(int(ExitCode.INTERRUPTED))
-        except Exception:
-            # A bug, not a user error: say so in one line unless --debug.
-            if _debug:
-                raise
-            kind = sys.exc_info()[0]
-            name = kind.__name__ if kind else "error"
-            click.echo(
-                f"Error: popbatch failed unexpectedly ({name}); nothing more was sent.",
-                err=True,
+        except Exception as error:
+            # A bug, not a user error: one line, and the traceback on request.
+            _echo_error(
+                ctx,
+                f"popbatch stopped on an internal error ({type(error).__name__})",
+                "This is a bug. The journal records what was sent; run the same "
+                "command with --debug to see the traceback, and report it.",
             )
-            click.echo("Run again with --debug for the traceback.", err=True)
-            ctx.exit(70)
+            ctx.exit(int(ExitCode.INTERNAL_ERROR))
+
+
+def _echo_error(ctx: click.Context, message: str, hint: str | None = None) -> None:
+    """Print an error on stderr: the traceback (with --debug), the line, the hint."""
+    if ctx.meta.get(_DEBUG):
+        traceback.print_exc()
+    click.echo(f"Error: {message}", err=True)
+    if hint:
+        click.echo(hint, err=True)
 
 
 @click.group(
-    cls=PopbatchGroup, context_settings={"help_option_names": ["-h", "--help"]}
+    name="popbatch",
+    cls=PopbatchGroup,
+    context_settings={"help_option_names": ["-h", "--help"]},
 )
 @click.version_option(__version__, prog_name="popbatch")
 def main() -> None:
     """Bulk VeriTrans4G POP card operations from CSV and Excel files.
 
     Test mode is the default: every request carries dummy true unless
-    --live is given. Exit codes are listed in the README.
+    --live is given. Settings may live in ./popbatch.toml (see --config);
+    the server key comes from POP_SERVER_KEY or --server-key-file only.
+    Exit codes are listed in the README.
     """
 
 
 def _set_debug(ctx: click.Context, param: click.Parameter, value: bool) -> bool:
-    global _debug
-    _debug = _debug or value
+    if value:
+        ctx.meta[_DEBUG] = True
     return value
+
+
+def stdin_is_terminal() -> bool:
+    """Whether a person can answer a question (stdin is a terminal)."""
+    return sys.stdin.isatty()
 
 
 def logging_options(function: F) -> F:
@@ -118,6 +135,7 @@ def logging_options(function: F) -> F:
         click.option(
             "--log-file",
             type=click.Path(dir_okay=False, path_type=Path),
+            metavar="PATH",
             help="Append one key=value line per row outcome to this file.",
         ),
         click.option(
@@ -169,29 +187,120 @@ def _owner_only_file_handler(path: Path) -> logging.FileHandler:
         os.close(fd)
         return logging.FileHandler(path, encoding="utf-8")
     except OSError as exc:
-        raise UsageError(
-            f"cannot open the log file {str(path)!r}: {exc.strerror}"
+        raise OutputError(
+            f"cannot open the log file {str(path)!r}: {exc.strerror}",
+            hint="Check the folder, or give another --log-file.",
         ) from None
+
+
+# click 8.2 made ParamType generic; older releases cannot subscript it.
+if TYPE_CHECKING:
+    _IntParamType: TypeAlias = click.ParamType[int]
+else:
+    _IntParamType = click.ParamType
+
+
+class AmountType(_IntParamType):
+    """A whole number of yen on the command line: ``1200000`` or ``1,200,000``."""
+
+    name = "amount"
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> int:
+        if isinstance(value, int):
+            return value
+        option = param.opts[0] if param is not None and param.opts else "amount"
+        try:
+            return parse_amount_option(str(value), option)
+        except UsageError:
+            self.fail(
+                f"{value!r} is not a whole number of yen (e.g. 1200000 or 1,200,000).",
+                param,
+                ctx,
+            )
+
+
+_JOURNAL_HELP = (
+    "Journal file. [env POPBATCH_JOURNAL; config journal; "
+    "default: ~/.local/state/popbatch/journal.sqlite3]"
+)
+_CONFIG_HELP = (
+    "Settings file (TOML: endpoint, rate, concurrency, journal, out). "
+    "[default: ./popbatch.toml when present]"
+)
+
+
+def config_option(function: F) -> F:
+    """The --config option, shared by every command that reads settings."""
+    return click.option(
+        "--config",
+        type=click.Path(dir_okay=False, path_type=Path),
+        metavar="PATH",
+        help=_CONFIG_HELP,
+    )(function)
 
 
 def run_options(function: F) -> F:
     """The options of the four operation commands (capture, cancel, ...)."""
+    seconds = click.FloatRange(min=0.1)
     options = [
         click.argument("file", type=click.Path(path_type=Path)),
         click.option(
             "--endpoint",
             metavar="URL",
-            help=f"POP base URL; the operation's path is appended. [env POP_ENDPOINT; default {DEFAULT_ENDPOINT}]",
+            help="POP base URL; the operation's path (card-capture, ...) is "
+            f"appended. [env POP_ENDPOINT; config endpoint; default: {DEFAULT_ENDPOINT}]",
         ),
         click.option(
             "--server-key-file",
             type=click.Path(dir_okay=False, path_type=Path),
-            help="Read the server key from this file (mode 600). Otherwise POP_SERVER_KEY.",
+            metavar="PATH",
+            help="Read the server key from this file, readable by you alone "
+            "(chmod 600). [default: env POP_SERVER_KEY]",
         ),
         click.option(
-            "--out",
-            type=click.Path(file_okay=False, path_type=Path),
-            help=f"Folder under which each run writes a folder of its own. [default {DEFAULT_OUT}]",
+            "--live",
+            is_flag=True,
+            help="Send dummy false: real money moves. Shows the rows and total "
+            "and asks first.",
+        ),
+        click.option(
+            "--yes",
+            is_flag=True,
+            help="Do not ask before a live run (for cron, which has no terminal).",
+        ),
+        click.option(
+            "--dry-run",
+            is_flag=True,
+            help="Read, validate and plan; write a preview of the exact requests; "
+            "send nothing (no key needed).",
+        ),
+        click.option(
+            "--skip-invalid",
+            is_flag=True,
+            help="Send the valid rows even when others are invalid (they go to "
+            "Rejected).",
+        ),
+        click.option(
+            "--expect-rows",
+            type=click.IntRange(min=0),
+            metavar="N",
+            help="Refuse the run (exit 65) unless exactly N rows would be sent.",
+        ),
+        click.option(
+            "--expect-total",
+            type=AmountType(),
+            metavar="AMOUNT",
+            help="Refuse the run (exit 65) unless the rows to send total exactly "
+            "AMOUNT yen.",
+        ),
+        click.option(
+            "--max-total",
+            type=AmountType(),
+            metavar="AMOUNT",
+            help="Refuse the run (exit 65) if the rows to send total more than "
+            "AMOUNT yen.",
         ),
         click.option(
             "--sheet", metavar="NAME", help="Excel sheet to read. [default: the first]"
@@ -199,79 +308,15 @@ def run_options(function: F) -> F:
         click.option(
             "--encoding",
             metavar="NAME",
-            help="CSV encoding: utf-8, utf-8-sig, utf-16, cp932 (also shift_jis). [default: detected]",
+            help="CSV encoding: utf-8, utf-8-sig, utf-16, cp932 (also shift_jis). "
+            "[default: detected]",
         ),
         click.option(
-            "--live",
-            is_flag=True,
-            help="Send dummy false: real money moves. Asks first.",
-        ),
-        click.option(
-            "--yes", is_flag=True, help="Do not ask before a live run (for cron)."
-        ),
-        click.option(
-            "--dry-run",
-            is_flag=True,
-            help="Read, validate and plan; write a preview of the requests; send nothing.",
-        ),
-        click.option(
-            "--skip-invalid",
-            is_flag=True,
-            help="Send the valid rows even when others are invalid (listed in Rejected).",
-        ),
-        click.option(
-            "--rate",
-            type=click.FloatRange(min=0),
-            help=f"Requests per second over all workers; 0 for no limit. [default {DEFAULT_RATE:g}]",
-        ),
-        click.option(
-            "--concurrency",
-            type=click.IntRange(min=1, max=64),
-            help=f"Requests in flight at once. [default {DEFAULT_CONCURRENCY}]",
-        ),
-        click.option(
-            "--timeout",
-            type=click.FloatRange(min=0.1),
-            default=Timeouts().read,
-            show_default=True,
-            help="Seconds to wait for an answer before the row goes to Review.",
-        ),
-        click.option(
-            "--connect-timeout",
-            type=click.FloatRange(min=0.1),
-            default=Timeouts().connect,
-            show_default=True,
-            help="Seconds to wait for a connection (nothing is sent before).",
-        ),
-        click.option(
-            "--max-retry-wait",
-            type=click.FloatRange(min=0),
-            default=RetrySettings().retry_after_ceiling,
-            show_default=True,
-            help="Longest Retry-After popbatch waits; a longer one stops the batch (exit 75).",
-        ),
-        click.option(
-            "--stop-after",
-            type=click.IntRange(min=1),
-            default=RetrySettings().stop_after_consecutive,
-            show_default=True,
-            help="Stop the batch after this many answers in a row that say nothing "
-            "was sent or processed, or this many in a row whose outcome is unknown.",
-        ),
-        click.option(
-            "--journal",
-            type=click.Path(dir_okay=False, path_type=Path),
-            help="Journal file. [env POPBATCH_JOURNAL; default ~/.local/state/popbatch/journal.sqlite3]",
-        ),
-        click.option(
-            "--resend-unknown",
-            is_flag=True,
-            help="Send again the rows in Review of this batch (asks first).",
-        ),
-        click.option(
-            "--allow-repeat",
-            is_flag=True,
-            help="Send a partial refund that repeats an earlier one (same order, same amount).",
+            "--out",
+            type=click.Path(file_okay=False, path_type=Path),
+            metavar="DIR",
+            help="Folder under which each run writes a folder of its own. "
+            "[config out; default: ./popbatch-results]",
         ),
         click.option(
             "--csv-encoding",
@@ -281,50 +326,105 @@ def run_options(function: F) -> F:
             help="Encoding of the result CSV files.",
         ),
         click.option(
-            "--max-total", metavar="AMOUNT", help="Refuse a run whose rows total more."
-        ),
-        click.option(
-            "--expect-rows",
-            type=click.IntRange(min=0),
-            help="Refuse a run unless exactly N rows would be sent.",
-        ),
-        click.option(
-            "--expect-total",
-            metavar="AMOUNT",
-            help="Refuse a run unless the rows total exactly this.",
-        ),
-        click.option(
-            "--config",
+            "--journal",
             type=click.Path(dir_okay=False, path_type=Path),
-            help="Settings file. [default ./popbatch.toml when present]",
+            metavar="PATH",
+            help=_JOURNAL_HELP,
         ),
+        click.option(
+            "--rate",
+            type=click.FloatRange(min=0),
+            metavar="N",
+            help="Requests per second over all workers; 0 for no limit. "
+            f"[config rate; default: {DEFAULT_RATE:g}]",
+        ),
+        click.option(
+            "--concurrency",
+            type=click.IntRange(min=1, max=MAX_CONCURRENCY),
+            metavar="N",
+            help="Requests in flight at once. "
+            f"[config concurrency; default: {DEFAULT_CONCURRENCY}]",
+        ),
+        click.option(
+            "--timeout",
+            type=seconds,
+            default=Timeouts().read,
+            show_default=True,
+            metavar="SECONDS",
+            help="Wait this long for an answer; then the row goes to Review.",
+        ),
+        click.option(
+            "--connect-timeout",
+            type=seconds,
+            default=Timeouts().connect,
+            show_default=True,
+            metavar="SECONDS",
+            help="Wait this long for a connection (nothing was sent yet).",
+        ),
+        click.option(
+            "--max-retry-wait",
+            type=click.FloatRange(min=0),
+            default=RetrySettings().retry_after_ceiling,
+            show_default=True,
+            metavar="SECONDS",
+            help="Longest Retry-After to wait for; a longer one stops the batch "
+            "(exit 75).",
+        ),
+        click.option(
+            "--stop-after",
+            type=click.IntRange(min=1),
+            default=RetrySettings().stop_after_consecutive,
+            show_default=True,
+            metavar="N",
+            help="Stop the batch after N answers in a row that say nothing was "
+            "sent or processed, or N in a row whose outcome is unknown.",
+        ),
+        click.option(
+            "--resend-unknown",
+            is_flag=True,
+            help="Send this batch's Review rows again (asks first; --yes does not "
+            "ask).",
+        ),
+        click.option(
+            "--allow-repeat",
+            is_flag=True,
+            help="Send a partial refund that repeats an earlier one (same order, "
+            "same amount).",
+        ),
+        config_option,
     ]
+    # The shared logging options are listed last in --help.
+    function = logging_options(function)
     for option in reversed(options):
         function = option(function)
-    return logging_options(function)
+    return function
+
+
+_SETTING_NAMES = ("endpoint", "rate", "concurrency", "journal", "out")
+
+
+def settings_from(values: dict[str, Any]) -> Settings:
+    """The settings of a command: its options, the environment, the config file."""
+    given = {name: values.get(name) for name in _SETTING_NAMES}
+    return resolve_settings(
+        given, config=values.get("config"), cwd=Path.cwd(), environ=os.environ
+    )
 
 
 def build_run_options(operation: str, values: dict[str, Any]) -> RunOptions:
-    """Merge command line, environment, config file and defaults (in that order)."""
-    settings: dict[str, Any] = {
-        "endpoint": DEFAULT_ENDPOINT,
-        "rate": DEFAULT_RATE,
-        "concurrency": DEFAULT_CONCURRENCY,
-        "journal": str(default_journal_path(os.environ)),
-        "out": str(DEFAULT_OUT),
-    }
-    settings.update(load_config_file(values["config"], Path.cwd()))
-    settings.update(environ_defaults(os.environ))
-    for name in ("endpoint", "rate", "concurrency", "journal", "out"):
-        if values.get(name) is not None:
-            settings[name] = values[name]
+    """Turn an operation command's options into RunOptions.
 
+    Settings follow the precedence of config.resolve_settings: command line,
+    then environment, then the config file, then the defaults.
+    """
+    settings = settings_from(values)
+    check_endpoint(settings.endpoint)
     return RunOptions(
         operation=operation,
         input_path=values["file"],
-        endpoint=str(settings["endpoint"]),
-        out_dir=Path(settings["out"]),
-        journal_path=Path(settings["journal"]).expanduser(),
+        endpoint=settings.endpoint,
+        out_dir=settings.out,
+        journal_path=settings.journal,
         read=ReadOptions(sheet=values["sheet"], encoding=values["encoding"]),
         live=values["live"],
         yes=values["yes"],
@@ -332,25 +432,21 @@ def build_run_options(operation: str, values: dict[str, Any]) -> RunOptions:
         skip_invalid=values["skip_invalid"],
         resend_unknown=values["resend_unknown"],
         allow_repeat=values["allow_repeat"],
-        rate=float(settings["rate"]),
-        concurrency=int(settings["concurrency"]),
+        rate=settings.rate,
+        concurrency=settings.concurrency,
         timeouts=Timeouts(connect=values["connect_timeout"], read=values["timeout"]),
         retry=RetrySettings(
             retry_after_ceiling=values["max_retry_wait"],
             stop_after_consecutive=values["stop_after"],
         ),
         totals=ControlTotals(
-            max_total=_amount(values["max_total"], "--max-total"),
+            max_total=values["max_total"],
             expect_rows=values["expect_rows"],
-            expect_total=_amount(values["expect_total"], "--expect-total"),
+            expect_total=values["expect_total"],
         ),
         csv_encoding=values["csv_encoding"],
         quiet=values["quiet"],
     )
-
-
-def _amount(text: str | None, option: str) -> int | None:
-    return None if text is None else parse_amount_option(text, option)
 
 
 # --- operation commands ------------------------------------------------------
@@ -359,7 +455,7 @@ def _amount(text: str | None, option: str) -> int | None:
 def _operation_command(name: str, summary: str) -> None:
     """Register ``popbatch NAME FILE`` for one of the four operations."""
 
-    @main.command(name=name, help=summary + _RUN_HELP)
+    @main.command(name=name, help=summary + _RUN_HELP, short_help=summary)
     @run_options
     @click.pass_context
     def command(ctx: click.Context, /, **values: Any) -> None:
@@ -372,6 +468,9 @@ FILE is a CSV (UTF-8, UTF-8 with BOM, UTF-16, CP932) or Excel workbook
 (.xlsx, .xlsm). Every row is validated before anything is sent; the
 results go to a folder of their own under --out. Re-running the same
 command resumes the batch and never sends a row twice.
+
+Exit codes: 0 all succeeded, 1 some failed or rejected, 3 some in Review,
+65 input refused, 75 try again later; the README lists them all.
 """
 
 _operation_command("capture", "Capture authorised orders (card-capture).")
@@ -386,18 +485,22 @@ _operation_command("authorize", "Charge stored PayNowID cards (card-authorize)."
 
 def _run(operation: str, values: dict[str, Any]) -> ExitCode:
     """Run one operation command and return its exit code."""
-    from popbatch import pipeline
-
     setup_logging(values["verbose"], values["quiet"], values["log_file"])
+    # Refused before the key or the file is read: cron must not get further.
+    asks = values["live"] and not values["yes"] and not values["dry_run"]
+    if asks and not stdin_is_terminal():
+        raise UsageError(
+            "a live run needs a terminal to confirm it, or --yes",
+            hint="From cron, add --yes (check the file first with --dry-run).",
+        )
     options = build_run_options(operation, values)
     if options.dry_run:
         return _dry_run(options)
-    if options.live and not options.yes and not sys.stdin.isatty():
-        raise UsageError(
-            "a live run needs a terminal to confirm it, or --yes",
-            hint="From cron, add --yes after checking the file with --dry-run.",
-        )
     key = load_server_key(values["server_key_file"], os.environ)
+
+    # Imported late: pandas takes seconds to load, and a refusal above should
+    # not wait for it.
+    from popbatch import pipeline
 
     validation = pipeline.read_and_validate(
         pipeline.operation_named(operation),
@@ -407,13 +510,12 @@ def _run(operation: str, values: dict[str, Any]) -> ExitCode:
     )
     _echo_notices(validation.notices, options.quiet)
     if validation.rejected and not options.skip_invalid:
-        _echo_problem_table(validation)
-        pipeline.refuse_invalid(validation)
+        _refuse(validation, options.out_dir)
 
     stop = pipeline.StopSignal()
     progress = Progress(quiet=options.quiet)
     hooks = pipeline.RunHooks(
-        confirm=_confirm_live,
+        confirm=lambda confirmation: _confirm_live(confirmation, options.quiet),
         confirm_resend=lambda count: options.yes or _confirm_resend(count),
         started=progress.start,
         row_done=progress.row_done,
@@ -433,48 +535,86 @@ def _run(operation: str, values: dict[str, Any]) -> ExitCode:
 
 
 def _dry_run(options: RunOptions) -> ExitCode:
+    """Preview a run: no key, nothing sent; exit 0, or 65 when refused."""
     from popbatch import pipeline
 
     preview = pipeline.dry_run(options)
     _echo_notices(preview.validation.notices, options.quiet)
     if preview.validation.rejected and not options.skip_invalid:
-        _echo_problem_table(preview.validation)
-    for line in preview.lines:
-        click.echo(line, err=True)
+        _refuse(preview.validation, options.out_dir)
+    if not (options.quiet and preview.exit_code is ExitCode.OK):
+        for line in preview.lines:
+            click.echo(line, err=True)
     return preview.exit_code
 
 
-def _confirm_live(confirmation: Any) -> bool:
-    """Ask before a live run: rows, total and, loudly, any full refunds."""
+def _refuse(validation: Any, out_dir: Path) -> None:
+    """Show the invalid rows, write them to a file, and refuse the run (65)."""
+    from popbatch import pipeline
+
+    _echo_problem_table(validation, err=True)
+    try:
+        written = pipeline.write_rejected(validation, out_dir)
+    except OutputError as error:
+        click.echo(f"Note: {error.message}", err=True)
+    else:
+        click.echo(f"Rejected rows: {written}", err=True)
+    pipeline.refuse_invalid(validation)
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} row{'' if count == 1 else 's'}"
+
+
+def _confirm_live(confirmation: Any, quiet: bool) -> bool:
+    """Before a live run: rows, total and, loudly, any full refunds; then ask.
+
+    With --yes nothing is asked, and with --quiet as well nothing is shown.
+    """
+    if confirmation.yes and quiet:
+        return True
     click.echo(
-        f"LIVE {confirmation.operation}: {confirmation.rows:,} rows, "
-        f"total {confirmation.total:,} yen, to {confirmation.endpoint}",
+        f"LIVE {confirmation.operation}: {_rows(confirmation.rows)}, "
+        f"{confirmation.total:,} yen in total, to {confirmation.endpoint}",
         err=True,
     )
-    if confirmation.full_refunds:
-        rows = ", ".join(str(row) for row in confirmation.full_refunds[:20])
-        more = len(confirmation.full_refunds) - 20
+    full = confirmation.full_refunds
+    if full:
+        listed = ", ".join(str(row) for row in full[:20])
+        more = f" and {len(full) - 20:,} more" if len(full) > 20 else ""
         click.echo(
-            f"WARNING: {len(confirmation.full_refunds):,} rows have no amount and will "
-            f"refund the FULL amount (rows {rows}{f' and {more} more' if more > 0 else ''})",
+            f"WARNING: {_rows(len(full))} without an amount will refund the FULL "
+            f"amount of the order (rows {listed}{more})",
             err=True,
         )
     if confirmation.yes:
         return True
-    return click.confirm(
-        "Send these requests with real money?", default=False, err=True
-    )
+    try:
+        return click.confirm(
+            "Send these requests with real money?", default=False, err=True
+        )
+    except click.Abort:
+        # Ctrl-C or end of input at the question: the answer is no.
+        click.echo(err=True)
+        return False
 
 
 def _confirm_resend(count: int) -> bool:
     click.echo(
-        f"{count:,} rows of this batch are in Review: they may already have been "
+        f"{_rows(count)} of this batch are in Review: they may already have been "
         "applied at POP. Sending them again can charge or refund twice.",
         err=True,
     )
-    if not sys.stdin.isatty():
-        raise UsageError("--resend-unknown needs a terminal to confirm, or --yes")
-    return click.confirm("Send them again?", default=False, err=True)
+    if not stdin_is_terminal():
+        raise UsageError(
+            "--resend-unknown needs a terminal to confirm it, or --yes",
+            hint="Check the Review rows in the merchant portal first.",
+        )
+    try:
+        return click.confirm("Send them again?", default=False, err=True)
+    except click.Abort:
+        click.echo(err=True)
+        return False
 
 
 def _echo_notices(notices: Sequence[str], quiet: bool) -> None:
@@ -487,50 +627,87 @@ def _echo_notices(notices: Sequence[str], quiet: bool) -> None:
 _TABLE_LIMIT = 50
 
 
-def _echo_problem_table(validation: Any) -> None:
+def _echo_problem_table(validation: Any, *, err: bool) -> None:
     """Print the invalid rows as a short table: row, column, value, problem."""
     from popbatch.pipeline import problem_rows
 
     lines = problem_rows(validation)
-    click.echo(f"{'row':>7}  {'column':<18} {'value':<20} problem")
+    click.echo(f"{'row':>7}  {_fit('column', 18)} {_fit('value', 20)} problem", err=err)
     for row, column, value, message in lines[:_TABLE_LIMIT]:
-        click.echo(f"{row:>7}  {column[:18]:<18} {value[:20]:<20} {message}")
+        click.echo(f"{row:>7}  {_fit(column, 18)} {_fit(value, 20)} {message}", err=err)
     if len(lines) > _TABLE_LIMIT:
         click.echo(
-            f"... and {len(lines) - _TABLE_LIMIT:,} more problems (see the rejected file)"
+            f"... and {len(lines) - _TABLE_LIMIT:,} more problems (see the rejected "
+            "rows file)",
+            err=err,
         )
 
 
-class Progress:
-    """Progress on stderr: a bar on a terminal, else a line every 10% or minute."""
+def _fit(text: str, width: int) -> str:
+    """``text`` cut and padded to ``width`` terminal columns.
 
-    def __init__(self, *, quiet: bool) -> None:
+    Full-width characters (Japanese ids, memo text) take two columns, so
+    counting characters would push the rest of the line out of its column.
+    """
+    columns = [2 if unicodedata.east_asian_width(ch) in "WF" else 1 for ch in text]
+    if sum(columns) > width:
+        kept, used = [], 0
+        for ch, size in zip(text, columns, strict=True):
+            if used + size > width - 1:
+                break
+            kept.append(ch)
+            used += size
+        return "".join(kept) + "…" + " " * (width - 1 - used)
+    return text + " " * (width - sum(columns))
+
+
+class Progress:
+    """Progress on stderr: a bar on a terminal, else a line every 10% or minute.
+
+    Nothing is shown with --quiet: the final summary says what a person
+    must know.
+    """
+
+    def __init__(
+        self,
+        *,
+        quiet: bool,
+        terminal: bool | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self._quiet = quiet
-        self._tty = sys.stderr.isatty()
+        self._tty = sys.stderr.isatty() if terminal is None else terminal
+        self._clock = clock
         self._bar: Any = None
         self._lock = threading.Lock()
         self._total = 0
         self._done = 0
         self._failed = 0
         self._review = 0
-        self._next_share = 0.1
-        self._started = time.monotonic()
-        self._last_line = self._started
+        self._tenths = 0
+        self._started = self._last_line = clock()
 
     def start(self, total: int) -> None:
         """A run is about to send ``total`` rows."""
         self._total = total
-        self._started = self._last_line = time.monotonic()
+        self._started = self._last_line = self._clock()
         if self._quiet:
             return
         if self._tty:
             from tqdm import tqdm
 
+            # A terminal that reports no width (a fresh pty) would get an
+            # empty bar from tqdm: assume 80 columns there.
+            sized = _terminal_width() > 0
             self._bar = tqdm(
-                total=total, unit="row", file=sys.stderr, dynamic_ncols=True
+                total=total,
+                unit="row",
+                file=sys.stderr,
+                dynamic_ncols=sized,
+                ncols=None if sized else 80,
             )
         else:
-            click.echo(f"sending {total:,} rows", err=True)
+            click.echo(f"sending {_rows(total)}", err=True)
 
     def row_done(self, row: Any, outcome: Any) -> None:
         """One row is done for this run (called from worker threads)."""
@@ -548,24 +725,36 @@ class Progress:
                     failed=self._failed, review=self._review, refresh=False
                 )
                 return
-            now = time.monotonic()
-            share = self._done / self._total if self._total else 1.0
-            if share >= self._next_share or now - self._last_line >= 60:
-                while self._next_share <= share:
-                    self._next_share += 0.1
-                self._last_line = now
-                rate = self._done / max(now - self._started, 1e-9)
-                click.echo(
-                    f"{self._done:,}/{self._total:,} rows ({share:.0%}), {rate:.1f}/s, "
-                    f"{self._failed:,} failed, {self._review:,} in Review",
-                    err=True,
-                )
+            self._log_line()
+
+    def _log_line(self) -> None:
+        # Whole tenths in integers: 12 of 40 is 30%, not 29.999...%.
+        tenths = self._done * 10 // self._total if self._total else 10
+        now = self._clock()
+        if tenths <= self._tenths and now - self._last_line < 60:
+            return
+        self._tenths = max(tenths, self._tenths)
+        self._last_line = now
+        share = self._done * 100 // self._total if self._total else 100
+        rate = self._done / max(now - self._started, 1e-9)
+        click.echo(
+            f"{self._done:,}/{self._total:,} rows ({share}%), {rate:.1f}/s, "
+            f"{self._failed:,} failed, {self._review:,} in Review",
+            err=True,
+        )
 
     def close(self) -> None:
         """Finish the bar, if one was shown."""
         if self._bar is not None:
             self._bar.close()
             self._bar = None
+
+
+def _terminal_width() -> int:
+    try:
+        return os.get_terminal_size(sys.stderr.fileno()).columns
+    except (OSError, ValueError, AttributeError):
+        return 0
 
 
 @contextmanager
@@ -608,7 +797,7 @@ def _signals_stop(stop: Any) -> Iterator[None]:
 # --- validate, status, report, resolve ---------------------------------------
 
 
-@main.command()
+@main.command(short_help="Check FILE for OPERATION; send nothing (exit 0 or 65).")
 @click.argument(
     "operation", type=click.Choice(["capture", "cancel", "reauthorize", "authorize"])
 )
@@ -616,7 +805,12 @@ def _signals_stop(stop: Any) -> Iterator[None]:
 @click.option(
     "--sheet", metavar="NAME", help="Excel sheet to read. [default: the first]"
 )
-@click.option("--encoding", metavar="NAME", help="CSV encoding. [default: detected]")
+@click.option(
+    "--encoding",
+    metavar="NAME",
+    help="CSV encoding: utf-8, utf-8-sig, utf-16, cp932 (also shift_jis). "
+    "[default: detected]",
+)
 @click.option(
     "--live",
     is_flag=True,
@@ -625,10 +819,11 @@ def _signals_stop(stop: Any) -> Iterator[None]:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_OUT,
-    show_default=True,
-    help="Where the rejected rows file is written.",
+    metavar="DIR",
+    help="Folder under which the rejected rows file is written. "
+    "[config out; default: ./popbatch-results]",
 )
+@config_option
 @logging_options
 @click.pass_context
 def validate(
@@ -638,15 +833,22 @@ def validate(
     sheet: str | None,
     encoding: str | None,
     live: bool,
-    out: Path,
+    out: Path | None,
+    config: Path | None,
     verbose: int,
     quiet: bool,
     log_file: Path | None,
 ) -> None:
-    """Check FILE for OPERATION without sending anything (exit 0 or 65)."""
+    """Check FILE for OPERATION without sending anything (exit 0 or 65).
+
+    Prints a table of the problems (row, column, value, problem) on stdout
+    and writes the invalid rows, as read, with their problems, to
+    rejected.csv in a folder under --out.
+    """
     from popbatch import pipeline
 
     setup_logging(verbose, quiet, log_file)
+    out_dir = settings_from({"out": out, "config": config}).out
     validation = pipeline.read_and_validate(
         pipeline.operation_named(operation),
         file,
@@ -658,43 +860,39 @@ def validate(
     rejected = len(validation.rejected)
     described = pipeline.describe_input(validation)
     if rejected:
-        _echo_problem_table(validation)
-        written = pipeline.write_rejected(validation, out)
+        _echo_problem_table(validation, err=False)
+        written = pipeline.write_rejected(validation, out_dir)
         click.echo(
-            f"{file.name}: {total:,} rows, {total - rejected:,} valid, {rejected:,} rejected "
-            f"({described})",
+            f"{file.name}: {_rows(total)}, {total - rejected:,} valid, "
+            f"{rejected:,} rejected ({described})",
             err=True,
         )
         click.echo(f"Rejected rows: {written}", err=True)
         ctx.exit(int(ExitCode.INPUT_REFUSED))
     if not quiet:
-        click.echo(f"{file.name}: {total:,} rows, all valid ({described})", err=True)
+        click.echo(f"{file.name}: {_rows(total)}, all valid ({described})", err=True)
     ctx.exit(int(ExitCode.OK))
 
 
-def _journal_option(function: F) -> F:
+def _journal_options(function: F) -> F:
+    function = config_option(function)
     return click.option(
         "--journal",
         type=click.Path(dir_okay=False, path_type=Path),
-        help="Journal file. [env POPBATCH_JOURNAL; default ~/.local/state/popbatch/journal.sqlite3]",
+        metavar="PATH",
+        help=_JOURNAL_HELP,
     )(function)
 
 
-def _journal_path(given: Path | None) -> Path:
-    if given is not None:
-        return given
-    found = environ_defaults(os.environ).get("journal")
-    return Path(found) if found else default_journal_path(os.environ)
-
-
-@main.command()
+@main.command(short_help="List batches and their rows per state.")
 @click.argument("batch", type=int, required=False)
-@_journal_option
-def status(batch: int | None, journal: Path | None) -> None:
+@_journal_options
+def status(batch: int | None, journal: Path | None, config: Path | None) -> None:
     """List batches and their rows per state (or one BATCH in detail)."""
     from popbatch import batches
 
-    for line in batches.status_lines(_journal_path(journal), batch):
+    path = settings_from({"journal": journal, "config": config}).journal
+    for line in batches.status_lines(path, batch):
         click.echo(line)
 
 
@@ -703,28 +901,36 @@ def status(batch: int | None, journal: Path | None) -> None:
 @click.option(
     "--out",
     type=click.Path(file_okay=False, path_type=Path),
-    default=DEFAULT_OUT,
-    show_default=True,
-    help="Folder under which the results folder is rebuilt.",
+    metavar="DIR",
+    help="Folder under which the results folder is rebuilt. "
+    "[config out; default: ./popbatch-results]",
 )
 @click.option(
     "--csv-encoding",
     type=click.Choice(["utf-8-sig", "cp932"]),
     default="utf-8-sig",
     show_default=True,
+    help="Encoding of the result CSV files.",
 )
-@_journal_option
-def report(batch: int, out: Path, csv_encoding: str, journal: Path | None) -> None:
+@_journal_options
+def report(
+    batch: int,
+    out: Path | None,
+    csv_encoding: str,
+    journal: Path | None,
+    config: Path | None,
+) -> None:
     """Rebuild BATCH's results folder from the journal alone."""
     from popbatch import batches
 
+    settings = settings_from({"out": out, "journal": journal, "config": config})
     folder = batches.rebuild_results(
-        _journal_path(journal), batch, out, csv_encoding=csv_encoding
+        settings.journal, batch, settings.out, csv_encoding=csv_encoding
     )
     click.echo(str(folder))
 
 
-@main.command()
+@main.command(short_help="Settle Review rows after checking the merchant portal.")
 @click.argument("batch", type=int)
 @click.argument("order_id", required=False)
 @click.option(
@@ -734,14 +940,15 @@ def report(batch: int, out: Path, csv_encoding: str, journal: Path | None) -> No
     help="POP applied it (checked in the portal).",
 )
 @click.option("--failed", "outcome", flag_value="failed", help="POP did not apply it.")
-@click.option("--note", help="Why: what the merchant portal showed.")
+@click.option("--note", metavar="TEXT", help="Why: what the merchant portal showed.")
 @click.option(
     "--file",
     "from_file",
     type=click.Path(dir_okay=False, path_type=Path),
+    metavar="PATH",
     help="A CSV of order_id,outcome,note lines to settle many rows at once.",
 )
-@_journal_option
+@_journal_options
 def resolve(
     batch: int,
     order_id: str | None,
@@ -749,8 +956,13 @@ def resolve(
     note: str | None,
     from_file: Path | None,
     journal: Path | None,
+    config: Path | None,
 ) -> None:
-    """Settle a Review row of BATCH after checking it in the merchant portal."""
+    """Settle a Review row of BATCH after checking it in the merchant portal.
+
+    A row settled as failed is sent by the next run of its batch; one
+    settled as succeeded is done.
+    """
     from popbatch import batches
 
     if from_file is None and (order_id is None or outcome is None or not note):
@@ -758,8 +970,9 @@ def resolve(
             "give ORDER_ID with --succeeded or --failed and --note, or --file",
             hint="Example: popbatch resolve 12 ORD-0042 --failed --note 'not in portal'",
         )
+    path = settings_from({"journal": journal, "config": config}).journal
     for line in batches.resolve_rows(
-        _journal_path(journal),
+        path,
         batch,
         order_id=order_id,
         outcome=outcome,
