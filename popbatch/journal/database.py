@@ -190,7 +190,9 @@ def connect(path: Path) -> sqlite3.Connection:
         _migrate(conn, path)
     except sqlite3.DatabaseError as exc:
         conn.close()
-        raise damaged_journal(path, str(exc)) from None
+        if _is_damage(exc):
+            raise damaged_journal(path, str(exc)) from None
+        raise _cannot_use(path, str(exc)) from None
     except BaseException:
         conn.close()
         raise
@@ -211,6 +213,26 @@ def damaged_journal(path: Path, detail: str) -> OutputError:
             "to start a new journal; popbatch then no longer knows the batches "
             "recorded in it, so check their results before running them again."
         ),
+    )
+
+
+# SQLite's primary result codes that say the file itself is unsound. Any
+# other failure (an I/O error, a full disk, a read-only folder) is about
+# where the file lives: the journal is kept, and moving it aside would make
+# popbatch forget what it sent.
+_DAMAGE_CODES = frozenset({sqlite3.SQLITE_CORRUPT, sqlite3.SQLITE_NOTADB})
+
+
+def _is_damage(exc: sqlite3.DatabaseError) -> bool:
+    code = getattr(exc, "sqlite_errorcode", None)
+    return code is not None and code & 0xFF in _DAMAGE_CODES
+
+
+def _cannot_use(path: Path, detail: str) -> OutputError:
+    return OutputError(
+        f"cannot use the journal {str(path)!r}: {detail}",
+        hint="Check the disk (space, permissions) and run the same command "
+        "again: what the journal recorded is kept.",
     )
 
 

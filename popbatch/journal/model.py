@@ -147,7 +147,8 @@ class RowEvent:
     """A change to a Review row that the journal keeps as history.
 
     Args:
-        kind: ``interrupted``, ``resend_requested`` or ``resolved``.
+        kind: ``interrupted``, ``resend_requested``, ``resolved``, or
+            ``replanned`` (resolved as failed, so sent again by its batch).
         outcome: the outcome the row held before the change.
     """
 

@@ -77,6 +77,36 @@ def requeue(
     return count
 
 
+def replan_resolved_failed(
+    conn: sqlite3.Connection, batch_id: int, at: datetime
+) -> int:
+    """Make the batch's rows resolved as failed planned again; returns how many.
+
+    A person who resolved a Review row as failed found that POP did not
+    apply it, so the batch still owes that request. The resolution (who,
+    why) moves into a ``replanned`` event, and the row is cleared of it and
+    of its outcome, so that it is sent and reported like any planned row.
+    """
+    where = (
+        "WHERE batch_id = ? AND state = 'resolved' AND resolution_outcome = 'failed'"
+    )
+    conn.execute(
+        "INSERT INTO row_events "
+        "(row_id, at, kind, from_state, to_state, outcome, attempts, note, actor) "
+        "SELECT id, ?, 'replanned', state, 'planned', outcome, attempts, "
+        "'resolved as failed at ' || resolution_at || ': ' || resolution_note, "
+        f"resolution_by FROM rows {where}",
+        (time_text(at), batch_id),
+    )
+    count: int = conn.execute(
+        "UPDATE rows SET state = 'planned', outcome = NULL, finished_at = NULL, "
+        "resolution_outcome = NULL, resolution_note = NULL, resolution_by = NULL, "
+        f"resolution_at = NULL {where}",
+        (batch_id,),
+    ).rowcount
+    return count
+
+
 def find_review_row(
     conn: sqlite3.Connection, batch_id: int, order_id: str
 ) -> RowRecord:

@@ -471,6 +471,23 @@ class Journal:
         logger.info("batch=%d rows_requeued=%d by=%s", batch_id, count, by)
         return count
 
+    def replan_resolved(self, batch_id: int, *, at: datetime | None = None) -> int:
+        """Make the batch's rows resolved as failed planned again; returns how many.
+
+        Call it when a batch resumes, holding the lock: a person who resolved
+        a Review row as failed checked that POP did not apply it, so the next
+        run of its batch sends it (after the cross-batch rules). Who resolved
+        it, when and why is kept in a ``replanned`` event; rows resolved as
+        succeeded stay done.
+        """
+        with self._db.write() as conn:
+            self._require_batch(conn, batch_id)
+            count = review.replan_resolved_failed(conn, batch_id, at or self._clock())
+
+        if count:
+            logger.info("batch=%d rows_replanned_after_resolution=%d", batch_id, count)
+        return count
+
     def history(
         self,
         order_ids: Collection[str],
