@@ -10,15 +10,22 @@ from __future__ import annotations
 
 import csv
 import io
+from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 
 from popbatch.config import current_user
-from popbatch.errors import ExitCode, InputUnreadableError, UsageError
+from popbatch.errors import (
+    ExitCode,
+    InputUnreadableError,
+    UsageError,
+    combine_exit_codes,
+)
 from popbatch.io.writers import results_folder_name, write_results
 from popbatch.journal import Journal, JournalLock
 from popbatch.report import build_report
-from popbatch.rows import BatchRecord, RowState
+from popbatch.rows import BatchRecord, Group, RowRecord, RowState
 
 _STATE_ORDER = (
     RowState.SUCCEEDED,
@@ -33,12 +40,30 @@ _STATE_ORDER = (
 )
 
 
-def _open_existing(path: Path) -> Journal:
+def batch_exit_code(rows: Iterable[RowRecord], stopped: ExitCode | None) -> ExitCode:
+    """DESIGN.md's exit code for a batch: the first of 130/143, 78, 75, 3, 1."""
+    groups = {row.group for row in rows}
+    codes = [stopped] if stopped is not None else []
+    if Group.PENDING in groups:
+        codes.append(ExitCode.TRY_AGAIN_LATER)
+    if Group.REVIEW in groups:
+        codes.append(ExitCode.REVIEW)
+    if Group.FAILED in groups or Group.REJECTED in groups:
+        codes.append(ExitCode.ROWS_FAILED)
+
+    return combine_exit_codes(codes)
+
+
+def _require_journal(path: Path) -> None:
     if not path.exists():
         raise UsageError(
             f"there is no journal at {str(path)!r}",
             hint="Give the one the runs used with --journal or POPBATCH_JOURNAL.",
         )
+
+
+def _open_existing(path: Path) -> Journal:
+    _require_journal(path)
     return Journal.open(path)
 
 
@@ -95,12 +120,56 @@ def _batch_detail(journal: Journal, batch: BatchRecord) -> list[str]:
             f"run {run.id}: {run.started_at.isoformat(timespec='seconds')} to {finished} "
             f"by {run.user}@{run.host}, popbatch {run.version}, exit {exit_code}"
         )
-    review = journal.rows(batch.id, states=(RowState.UNKNOWN, RowState.IN_FLIGHT))
-    for row in review:
-        detail = row.outcome.detail if row.outcome else "no answer recorded"
-        lines.append(f"Review: row {row.row} order_id {row.order_id}: {detail}")
+    listed: dict[str, list[str]] = {}
+    for row in journal.rows(batch.id, states=_LISTED):
+        if row.state is RowState.PENDING and not row.problems:
+            continue  # not sent yet: the counts say how many
+        kind, text = _row_line(row)
+        listed.setdefault(kind, []).append(text)
+    for kind in ("Review", "Held", "Resolved"):
+        texts = listed.get(kind, [])
+        lines += texts[:ROWS_LISTED]
+        if len(texts) > ROWS_LISTED:
+            lines.append(
+                f"{kind}: {len(texts) - ROWS_LISTED:,} more (popbatch report "
+                f"{batch.id} writes them all to the results)"
+            )
 
     return lines
+
+
+# How many rows of each kind ``popbatch status BATCH`` names one by one.
+ROWS_LISTED = 20
+
+
+# The rows ``popbatch status BATCH`` names one by one: those a person may
+# have to act on, and those a person settled.
+_LISTED = (
+    RowState.UNKNOWN,
+    RowState.IN_FLIGHT,
+    RowState.PENDING,
+    RowState.RESOLVED,
+)
+
+
+def _row_line(row: RowRecord) -> tuple[str, str]:
+    """The kind of a listed row (Review, Held, Resolved) and its line."""
+    where = f"row {row.row} order_id {row.order_id}"
+    if row.state is RowState.RESOLVED and row.resolution is not None:
+        settled = row.resolution
+        return "Resolved", (
+            f"Resolved: {where}: {settled.outcome} by {settled.by} at "
+            f"{settled.at.isoformat(timespec='seconds')}: {settled.note}"
+        )
+    if row.state is RowState.PENDING:
+        return "Held", f"Held: {where}: {row.problems[0].message}"
+    if row.state is RowState.IN_FLIGHT:
+        return "Review", (
+            f"Review: {where}: in flight, no answer recorded (a run is sending it, "
+            "or stopped while it was out)"
+        )
+    detail = row.outcome.detail if row.outcome else "no answer recorded"
+    return "Review", f"Review: {where}: {detail}"
 
 
 def rebuild_results(
@@ -117,11 +186,13 @@ def rebuild_results(
     finally:
         journal.close()
 
+    # A run killed before its end recorded no exit code: the batch's rows
+    # say what it would have been.
     run = runs[-1]
     exit_code = (
         ExitCode(run.exit_code)
         if run.exit_code is not None
-        else ExitCode.TRY_AGAIN_LATER
+        else batch_exit_code(rows, None)
     )
     report = build_report(batch, run, rows, exit_code=exit_code)
     return write_results(
@@ -141,44 +212,91 @@ def resolve_rows(
     """Settle Review rows: one given on the command line, or a file of them.
 
     The file is CSV with the columns order_id, outcome (succeeded or failed)
-    and note.
+    and note. Every row is settled, or none: one that cannot be (not in
+    Review, say) stops the command before anything is recorded.
     """
-    entries = _resolutions_from_file(from_file) if from_file else []
-    if order_id is not None and outcome is not None and note:
-        entries.append((order_id, outcome, note))
+    if from_file is not None and (order_id or outcome or note):
+        raise UsageError(
+            "give ORDER_ID with --succeeded or --failed and --note, or --file, not both"
+        )
+    if from_file is not None:
+        entries = _resolutions_from_file(from_file)
+    elif order_id is not None and outcome is not None and note is not None:
+        entries = [Entry(None, order_id, outcome, note)]
+    else:
+        raise UsageError(
+            "give ORDER_ID with --succeeded or --failed and --note, or --file"
+        )
 
     who = current_user()
-    lines = []
+    _require_journal(journal_path)
     with JournalLock(journal_path):
-        journal = _open_existing(journal_path)
+        journal = Journal.open(journal_path)
         try:
-            for order, result, why in entries:
-                state = RowState.SUCCEEDED if result == "succeeded" else RowState.FAILED
-                row = journal.resolve(
-                    batch_id,
-                    order,
-                    outcome=state,
-                    note=why,
-                    by=who,
-                    at=datetime.now().astimezone(),
-                )
-                lines.append(
-                    f"batch {batch_id} row {row.row} order_id {order}: resolved as "
-                    f"{result} by {who}"
-                )
+            batch = journal.get_batch(batch_id)
+            with journal.transaction():
+                return [
+                    _resolve_one(journal, batch, entry, who, from_file)
+                    for entry in entries
+                ]
         finally:
             journal.close()
 
-    return lines
+
+@dataclass(frozen=True, slots=True)
+class Entry:
+    """One resolution asked for: from the command line, or a line of a file."""
+
+    line: int | None  # the line of the resolutions file, if from one
+    order_id: str
+    outcome: str  # "succeeded" or "failed"
+    note: str
 
 
-def _resolutions_from_file(path: Path) -> list[tuple[str, str, str]]:
+def _resolve_one(
+    journal: Journal, batch: BatchRecord, entry: Entry, who: str, source: Path | None
+) -> str:
+    state = RowState.SUCCEEDED if entry.outcome == "succeeded" else RowState.FAILED
+    try:
+        row = journal.resolve(
+            batch.id,
+            entry.order_id,
+            outcome=state,
+            note=entry.note,
+            by=who,
+            at=datetime.now().astimezone(),
+        )
+    except UsageError as error:
+        if source is None or entry.line is None:
+            raise
+        raise UsageError(
+            f"{source.name} row {entry.line}: {error.message}; nothing was resolved",
+            hint=error.hint,
+        ) from None
+
+    settled = f"batch {batch.id} row {row.row} order_id {entry.order_id}: resolved as"
+    if state is RowState.SUCCEEDED:
+        return f"{settled} succeeded by {who}"
+    return (
+        f"{settled} failed by {who}; running the same command on "
+        f"{Path(batch.input_path).name} again sends it"
+    )
+
+
+def _resolutions_from_file(path: Path) -> list[Entry]:
     try:
         text = path.read_text(encoding="utf-8-sig")
-    except (OSError, UnicodeDecodeError) as exc:
-        raise InputUnreadableError(f"cannot read {str(path)!r}: {exc}") from None
+    except OSError as exc:
+        raise InputUnreadableError(
+            f"cannot read {str(path)!r}: {exc.strerror or exc}"
+        ) from None
+    except UnicodeDecodeError:
+        raise InputUnreadableError(
+            f"cannot read {str(path)!r}: it is not UTF-8 text",
+            hint="Save it as CSV UTF-8 with the columns order_id, outcome and note.",
+        ) from None
 
-    entries = []
+    entries: list[Entry] = []
     reader = csv.DictReader(io.StringIO(text))
     missing = {"order_id", "outcome", "note"} - set(reader.fieldnames or ())
     if missing:
@@ -196,6 +314,8 @@ def _resolutions_from_file(path: Path) -> list[tuple[str, str, str]]:
         note = (record["note"] or "").strip()
         if not note:
             raise UsageError(f"{path.name} row {line}: a note is required")
-        entries.append(((record["order_id"] or "").strip(), result, note))
+        entries.append(Entry(line, (record["order_id"] or "").strip(), result, note))
 
+    if not entries:
+        raise UsageError(f"{path.name} has no rows to resolve")
     return entries

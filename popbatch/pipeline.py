@@ -17,21 +17,21 @@ from datetime import datetime
 from pathlib import Path
 
 from popbatch import __version__
+from popbatch.batches import batch_exit_code
 from popbatch.config import ReadOptions, RunOptions, ServerKey, current_user
 from popbatch.errors import (
     ExitCode,
     InputRefusedError,
     OutputError,
     UsageError,
-    combine_exit_codes,
 )
 from popbatch.io.readers import read_input
 from popbatch.io.writers import CsvOut, results_folder_name, write_results
 from popbatch.journal import Journal, JournalLock, RowUpdate, batch_key
 from popbatch.operations import OPERATIONS, Operation
 from popbatch.plan import check_control_totals, judge_row, plan_rows
-from popbatch.report import Report, build_report, summary_lines
-from popbatch.rows import BatchRecord, Group, Outcome, RowRecord, RowState, RunRecord
+from popbatch.report import Report, build_report, name_rows, summary_lines
+from popbatch.rows import BatchRecord, Outcome, RowRecord, RowState, RunRecord
 from popbatch.schema import Validation, validate
 from popbatch.sender import Sender, StopSignal
 
@@ -228,6 +228,10 @@ def _find_or_plan_batch(
     return batch, True
 
 
+# The states of rows that the cross-batch rules decide at every run.
+_JUDGED = (RowState.PLANNED, RowState.PENDING, RowState.SKIPPED)
+
+
 def _judge(
     journal: Journal,
     operation: Operation,
@@ -238,14 +242,12 @@ def _judge(
 ) -> list[RowUpdate]:
     """Apply the rules across batches to the rows about to be sent.
 
-    The rows are updated in place; the updates returned say which changed,
-    for a batch already in the journal.
+    Skipped rows are judged again too: the rules may say otherwise now (an
+    ``--allow-repeat`` given on this run, say). The rows are updated in
+    place; the updates returned say which changed, for a batch already in
+    the journal.
     """
-    waiting = [
-        row
-        for row in rows
-        if row.state in (RowState.PLANNED, RowState.PENDING) and row.order_id
-    ]
+    waiting = [row for row in rows if row.state in _JUDGED and row.order_id]
     history = journal.history(
         [row.order_id for row in waiting if row.order_id],
         live=options.live,
@@ -293,6 +295,11 @@ def _send_and_report(
             f"{batch.finished_at.isoformat(timespec='seconds')}: nothing sent"
         )
 
+    # Asked before the run is recorded: a live run that is not confirmed
+    # leaves no run behind.
+    if to_send and options.live and hooks.confirm is not None:
+        _confirm(hooks.confirm, operation, options, to_send)
+
     run = journal.start_run(
         RunRecord(
             batch_id=batch.id,
@@ -303,9 +310,6 @@ def _send_and_report(
             options=options.request_options(),
         )
     )
-    if to_send and options.live and hooks.confirm is not None:
-        _confirm(hooks.confirm, operation, options, to_send)
-
     sender = Sender(journal, operation, options, key, stop, row_done=hooks.row_done)
     if to_send:
         if hooks.started is not None:
@@ -327,7 +331,10 @@ def _send_and_report(
         row.state in (RowState.PLANNED, RowState.PENDING) for row in final_rows
     )
     if not open_rows:
-        journal.finish_batch(batch.id, exit_code=int(exit_code), finished_at=finished)
+        # A run that sends nothing leaves the finish time as it was, so that
+        # "already finished on" keeps naming when the rows were done.
+        when = batch.finished_at if batch.finished_at and not sender.sent else finished
+        journal.finish_batch(batch.id, exit_code=int(exit_code), finished_at=when)
     batch = journal.get_batch(batch.id)
     run = journal.runs(batch.id)[-1]
 
@@ -341,8 +348,93 @@ def _send_and_report(
         sender.sent,
         folder,
     )
+    lines += _rule_lines(journal, batch, final_rows)
     lines += summary_lines(report, folder=folder)
     return RunResult(batch, report, folder, exit_code, sent=sender.sent, lines=lines)
+
+
+def _rule_lines(
+    journal: Journal, batch: BatchRecord, rows: list[RowRecord]
+) -> list[str]:
+    """What the cross-batch rules decided, for the end of a run.
+
+    The Skipped and Pending sheets give each row's reason; these lines make
+    sure that a person sees, without opening them, the rows that were not
+    sent because of an earlier batch, and what to do about them.
+    """
+    reasons: dict[str, list[RowRecord]] = {}
+    for row in rows:
+        if row.state in (RowState.SKIPPED, RowState.PENDING) and row.problems:
+            reasons.setdefault(row.problems[0].reason, []).append(row)
+
+    lines = []
+    done = reasons.get("already_done", []) + reasons.get("already_cancelled", [])
+    if done:
+        lines.append(
+            f"{_count(len(done), 'row')} {_were(len(done))} already done in an "
+            "earlier batch: skipped, not sent again"
+        )
+    for reason, text in _SKIP_TEXTS.items():
+        found = reasons.get(reason, [])
+        if found:
+            one = len(found) == 1
+            lines.append(
+                text.format(
+                    count=_count(len(found), "row"),
+                    rows=f"row{'' if one else 's'} {name_rows([r.row for r in found])}",
+                    differ="differs" if one else "differ",
+                    were=_were(len(found)),
+                    them=_them(len(found)),
+                )
+            )
+    held = reasons.get("order_in_review", [])
+    if held:
+        lines.append(_held_line(journal, batch, held))
+
+    return lines
+
+
+_SKIP_TEXTS = {
+    "already_done_differs": (
+        "{count} {differ} from what an earlier batch already did and {were} not "
+        "sent ({rows}): see Skipped, and check which is right"
+    ),
+    "repeat_refund": (
+        "{count} would repeat a refund that already succeeded (same order, same "
+        "amount) and {were} not sent ({rows}): --allow-repeat sends {them}"
+    ),
+    "refund_exceeds_capture": (
+        "{count} would refund more than popbatch captured for the order and "
+        "{were} not sent ({rows}): see Skipped"
+    ),
+}
+
+
+def _held_line(journal: Journal, batch: BatchRecord, held: list[RowRecord]) -> str:
+    """Which rows wait for which batch's Review rows, and what settles them."""
+    order_ids = sorted({str(row.order_id) for row in held})
+    history = journal.history(
+        order_ids, live=batch.live, endpoint=batch.endpoint, exclude_batch=batch.id
+    )
+    waited = sorted(
+        {
+            entry.batch_id
+            for entries in history.values()
+            for entry in entries
+            if entry.in_review
+        }
+    )
+    listed = ", ".join(order_ids[:10]) + (
+        f" and {len(order_ids) - 10:,} more" if len(order_ids) > 10 else ""
+    )
+    batches = ", ".join(str(number) for number in waited)
+    return (
+        f"{_count(len(held), 'row')} {_are(len(held))} held (Pending) while the "
+        f"same order is in Review in batch{'es' if len(waited) > 1 else ''} "
+        f"{batches} ({listed}): check {_them(len(held))} in the merchant portal, "
+        "settle with 'popbatch resolve BATCH ORDER_ID --succeeded|--failed --note "
+        "TEXT', then run this command again"
+    )
 
 
 def _prepare_resume(
@@ -352,27 +444,82 @@ def _prepare_resume(
     options: RunOptions,
     hooks: RunHooks,
 ) -> list[str]:
-    """Settle what a resumed batch left: rows in flight, Review rows, rules."""
+    """Settle what a resumed batch left: rows in flight, Review rows, rules.
+
+    Rows in flight when an earlier run stopped go to Review; rows a person
+    resolved as failed are planned again; Review rows are planned again only
+    with ``--resend-unknown`` and a yes; then every row still to do is
+    judged again by the cross-batch rules.
+    """
     lines = []
     interrupted = journal.mark_interrupted(batch.id)
     if interrupted:
         lines.append(
-            f"{interrupted:,} rows were in flight when an earlier run stopped: they "
-            "may have been applied and are in Review, not sent again"
+            f"{_count(interrupted, 'row')} {_were(interrupted)} in flight when an "
+            f"earlier run stopped: {_they(interrupted)} may have been applied, so "
+            f"{_they(interrupted)} {_are(interrupted)} in Review and not sent again"
         )
         logger.warning("batch=%d in_flight_to_review=%d", batch.id, interrupted)
 
-    review = journal.counts(batch.id).get(RowState.UNKNOWN, 0)
-    ask = hooks.confirm_resend
-    if options.resend_unknown and review and (ask is None or ask(review)):
-        journal.requeue_unknown(batch.id)
-        lines.append(f"{review:,} Review rows are sent again, as asked")
+    replanned = journal.replan_resolved(batch.id)
+    if replanned:
+        lines.append(
+            f"{_count(replanned, 'Review row')} resolved as failed (not applied at "
+            f"POP) {_goes(replanned)} out again, unless another batch has done "
+            f"{_them(replanned)} since"
+        )
 
-    rows = journal.rows(batch.id, states=(RowState.PLANNED, RowState.PENDING))
+    lines += _resend_unknown(journal, batch, options, hooks)
+
+    rows = journal.rows(batch.id, states=_JUDGED)
     updates = _judge(journal, operation, options, rows, exclude_batch=batch.id)
     if updates:
         journal.apply(updates)
     return lines
+
+
+def _resend_unknown(
+    journal: Journal, batch: BatchRecord, options: RunOptions, hooks: RunHooks
+) -> list[str]:
+    """``--resend-unknown``: plan the batch's Review rows again, once confirmed."""
+    if not options.resend_unknown:
+        return []
+    review = journal.counts(batch.id).get(RowState.UNKNOWN, 0)
+    if not review:
+        return [f"batch {batch.id} has no Review rows to send again"]
+
+    ask = hooks.confirm_resend
+    if ask is not None and not ask(review):
+        return [
+            f"{_count(review, 'Review row')} {_are(review)} left in Review: "
+            "not sent again"
+        ]
+    journal.requeue_unknown(batch.id)
+    return [f"{_count(review, 'Review row')} {_are(review)} sent again, as asked"]
+
+
+def _count(number: int, noun: str) -> str:
+    return f"{number:,} {noun}{'' if number == 1 else 's'}"
+
+
+def _are(number: int) -> str:
+    return "is" if number == 1 else "are"
+
+
+def _goes(number: int) -> str:
+    return "goes" if number == 1 else "go"
+
+
+def _were(number: int) -> str:
+    return "was" if number == 1 else "were"
+
+
+def _they(number: int) -> str:
+    return "it" if number == 1 else "they"
+
+
+def _them(number: int) -> str:
+    return "it" if number == 1 else "them"
 
 
 def _confirm(
@@ -391,20 +538,6 @@ def _confirm(
     )
     if not confirm(confirmation):
         raise UsageError("the live run was not confirmed; nothing was sent")
-
-
-def batch_exit_code(rows: list[RowRecord], stopped: ExitCode | None) -> ExitCode:
-    """DESIGN.md's exit code for a batch: the first of 130/143, 78, 75, 3, 1."""
-    groups = {row.group for row in rows}
-    codes = [stopped] if stopped is not None else []
-    if Group.PENDING in groups:
-        codes.append(ExitCode.TRY_AGAIN_LATER)
-    if Group.REVIEW in groups:
-        codes.append(ExitCode.REVIEW)
-    if Group.FAILED in groups or Group.REJECTED in groups:
-        codes.append(ExitCode.ROWS_FAILED)
-
-    return combine_exit_codes(codes)
 
 
 # --- validate and dry run ------------------------------------------------------

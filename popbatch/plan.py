@@ -151,21 +151,21 @@ def judge_row(
         return SEND
 
     earlier = done[0]
-    if (
-        earlier.amount is not None
-        and row.amount is not None
-        and earlier.amount != row.amount
-    ):
+    differences = request_differences(earlier.request, row.request)
+    if differences:
+        there = " and ".join(f"{name} {_shown(old)}" for name, old, _ in differences)
+        here = " and ".join(f"{name} {_shown(new)}" for name, _, new in differences)
+        name, _, value = differences[0]
         return Verdict(
             RowState.SKIPPED,
             (
                 Problem(
                     "already_done_differs",
                     f"already done in batch {earlier.batch_id} (row {earlier.row}) with "
-                    f"amount {earlier.amount:,}; this row asks {row.amount:,}, so it "
-                    "was not sent: check which is right",
-                    column="amount",
-                    value=str(row.amount),
+                    f"{there}; this row asks {here}, so it was not sent: check "
+                    "which is right",
+                    column=name,
+                    value=None if value is None else _shown(value),
                 ),
             ),
         )
@@ -180,6 +180,39 @@ def judge_row(
             ),
         ),
     )
+
+
+def request_differences(
+    earlier: str | None, request: str | None
+) -> list[tuple[str, Any, Any]]:
+    """The fields whose values differ between two request bodies.
+
+    Returns (field, earlier value, this value) in the order of this body's
+    fields, then those only the earlier one has; a field left out is None.
+    ``dummy`` is not compared: batches only meet within one mode.
+    """
+    if earlier is None or request is None:
+        return []
+    before: dict[str, Any] = json.loads(earlier)
+    now: dict[str, Any] = json.loads(request)
+    names = [name for name in now if name != "dummy"]
+    names += [name for name in before if name not in now and name != "dummy"]
+    return [
+        (name, before.get(name), now.get(name))
+        for name in names
+        if before.get(name) != now.get(name)
+    ]
+
+
+def _shown(value: Any) -> str:
+    """A request value as a sentence shows it: 1,000, true, or "not set"."""
+    if value is None:
+        return "not set"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, int):
+        return f"{value:,}"
+    return str(value)
 
 
 def _judge_refund(
