@@ -144,7 +144,7 @@ def logging_options(function: F) -> F:
             expose_value=False,
             is_eager=True,
             callback=_set_debug,
-            help="Show tracebacks for unexpected errors.",
+            help="Show the traceback of any error (for a bug report).",
         ),
     ]
     for option in reversed(options):
@@ -222,8 +222,8 @@ class AmountType(_IntParamType):
 
 
 _JOURNAL_HELP = (
-    "Journal file. [env POPBATCH_JOURNAL; config journal; "
-    "default: ~/.local/state/popbatch/journal.sqlite3]"
+    "Journal file. [env POPBATCH_JOURNAL; config journal; default: "
+    "popbatch/journal.sqlite3 under $XDG_STATE_HOME or ~/.local/state]"
 )
 _CONFIG_HELP = (
     "Settings file (TOML: endpoint, rate, concurrency, journal, out). "

@@ -394,3 +394,38 @@ def test_authorize_of_the_sample_workbook(ws):
     assert all("paynow_default_card" not in body for body in without)
     assert all(type(body["capture"]) is bool for body in sent)
     assert len(sheet(ws.results(), "Succeeded")) == 20
+
+
+# --- live, every operation ------------------------------------------------------
+
+
+LIVE_FILES = {
+    "capture": ("order_id,amount\nLV-1,700\n", "card-capture"),
+    "cancel": ("order_id,amount\nLV-1,\n", "card-cancel"),
+    "reauthorize": (
+        "order_id,original_order_id,amount,capture\nLV-2,LV-1,700,false\n",
+        "card-reauthorize",
+    ),
+    "authorize": (
+        "order_id,amount,paynow_account_id\nLV-3,700,ACC-LIVE\n",
+        "card-authorize",
+    ),
+}
+
+
+@pytest.mark.parametrize("operation", list(LIVE_FILES))
+def test_every_operation_sends_dummy_false_only_with_live(ws, operation):
+    """--live --yes with the live key: the one body ends in dummy false."""
+    state = "captured" if operation == "cancel" else "authorised"
+    ws.sandbox.add_order("LV-1", 700, state=state)
+    ws.sandbox.add_account("ACC-LIVE", [{"card_id": "C-1"}], default_card="C-1")
+    text, endpoint = LIVE_FILES[operation]
+    path = ws.write("live.csv", text)
+
+    result = ws.operation(operation, str(path), "--live", "--yes", "-q", key="live")
+
+    assert (result.exit_code, result.output) == (0, "")
+    sent = bodies(ws.sandbox, endpoint)
+    assert len(sent) == 1
+    assert sent[0].endswith(b', "dummy": false}')
+    assert summary(ws.results())["mode"] == "live"
