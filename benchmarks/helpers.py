@@ -51,14 +51,15 @@ def run_timed(
 ) -> Timed:
     """Run ``command`` to the end; its wall time and its own peak RSS.
 
-    ``os.wait4`` reports the resource use of exactly this child, where
-    ``RUSAGE_CHILDREN`` would give the largest of every child reaped so far.
+    The environment is ``child_env()`` unless one is given. ``os.wait4``
+    reports the resource use of exactly this child, where ``RUSAGE_CHILDREN``
+    would give the largest of every child reaped so far.
     """
     with tempfile.TemporaryFile() as out, tempfile.TemporaryFile() as err:
         began = time.perf_counter()
         process = subprocess.Popen(
             list(command),
-            env=None if env is None else dict(env),
+            env=child_env() if env is None else dict(env),
             cwd=cwd,
             stdout=out,
             stderr=err,
@@ -78,9 +79,22 @@ def run_timed(
         )
 
 
+def child_env() -> dict[str, str]:
+    """The environment for a child: this checkout's popbatch first on the path.
+
+    The shared virtual environment may have popbatch installed in editable
+    mode from another checkout; the benchmarks measure the code beside them.
+    """
+    paths = [
+        str(ROOT),
+        *filter(None, os.environ.get("PYTHONPATH", "").split(os.pathsep)),
+    ]
+    return dict(os.environ, PYTHONPATH=os.pathsep.join(paths))
+
+
 def popbatch_env() -> dict[str, str]:
     """The environment for a popbatch child: the test key, no inherited settings."""
-    env = dict(os.environ, POP_SERVER_KEY=TEST_KEY)
+    env = dict(child_env(), POP_SERVER_KEY=TEST_KEY)
     for name in ("POP_ENDPOINT", "POPBATCH_JOURNAL"):
         env.pop(name, None)
     return env
@@ -106,7 +120,9 @@ class Sandbox:
         command += ["--port-file", str(port_file), "--seed", str(self.seed)]
         if self.latency_s:
             command += ["--latency", str(self.latency_s)]
-        self._process = subprocess.Popen(command, stdout=subprocess.DEVNULL)
+        self._process = subprocess.Popen(
+            command, stdout=subprocess.DEVNULL, env=child_env()
+        )
         self.port = _wait_for_port(port_file, self._process)
         return self
 
