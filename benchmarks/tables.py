@@ -1,0 +1,342 @@
+"""The table on the terminal and BENCHMARKS.md, from the figures of a run."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from core import Bench, Figure, Sizes
+
+# What each scenario measured and how; printed above its notes.
+METHODS = {
+    "a": (
+        "Scenario a: the same CSV (order_id, amount, a memo) captured by `popbatch "
+        "capture --rate 0 --concurrency 1` with a fresh journal on a disk, by "
+        "`benchmarks/plain_loop.py` (pandas reads the file, one requests.Session "
+        "posts row by row, the result codes go to a CSV), and by popbatch with its "
+        "journal on a tmpfs (for f). Each run is a whole process, start-up "
+        "included, timed from the outside; the sandbox answers at once. The "
+        "ratio is taken in each round, then the median of the rounds."
+    ),
+    "b": (
+        "Scenario b: the sandbox answers every request after 20 ms. popbatch "
+        "`--concurrency 8 --rate 0` and `benchmarks/plain_pool.py` (8 threads, a "
+        "Session each) capture the same rows, timed end to end. The plain loop's "
+        "rate is steady after its first rows, so it runs on fewer rows and its "
+        "throughput is its rate while sending (from the sandbox's arrival times, "
+        "its start-up left out): this favours the loop, so the ratio is, if "
+        "anything, low."
+    ),
+    "c": (
+        "Scenario c: request starts are the arrival times the sandbox records "
+        "(its `/_sandbox/requests`), so the client's own clock plays no part. "
+        "The achieved rate is (requests - 1) / (last arrival - first arrival)."
+    ),
+    "d": (
+        "Scenario d: `popbatch validate capture FILE` on generated files with one "
+        "row in 200 invalid (an order id holding `!`); exit 65 and the counts in "
+        "its message are checked. Peak memory is the child's own maximum "
+        "resident set, from `os.wait4`."
+    ),
+    "e": (
+        "Scenario e: `benchmarks/results_ratio.py` takes the journal records of "
+        "a 100,000-row batch and the raw writer from `benchmarks/results_write.py` "
+        "(the results engineer's) and times, alternating in one process, "
+        "popbatch's `write_results` (workbook, CSV twins, retry file, "
+        "summary.json) and xlsxwriter alone writing the same cells to the same "
+        "sheets with the same formats. write_results pauses the garbage "
+        "collector while it writes, so xlsxwriter alone runs with it paused "
+        "too (like for like; with `--full`, also with it on). A write of 300 "
+        "rows warms each up first."
+    ),
+    "f": (
+        "Scenario f, two ways. First, scenario a's runs include a third side, "
+        "popbatch with its journal on a tmpfs, where a commit costs no fsync: "
+        "the difference to the journal on disk is what durability costs. "
+        "Second, the profile of scenario a times how long the worker waits for "
+        "each intent's commit, which is the journal's cost on the critical "
+        "path (commits of outcomes run on the recorder thread meanwhile)."
+    ),
+}
+
+# For the biggest costs of the profile: whose cost it is, and what to do.
+FINDINGS = {
+    "HTTP exchange (requests + server)": (
+        "Shared with the plain loop: the sandbox's work, loopback and "
+        "requests/urllib3 building and parsing HTTP. PopClient already sends "
+        "through the adapter with headers prepared once per endpoint."
+    ),
+    "wait for the intent's commit": (
+        "popbatch's own, and the price of the journal's promise: the intent of "
+        "each row is durable (an fsync) before its request leaves. The sender "
+        "already folds the previous row's outcome into the same commit, so it "
+        "is one fsync a row. Proposed (sender.py): commit the next row's intent "
+        "while the current request is in flight, so the fsync overlaps the "
+        "exchange; a crash would then leave at most one never-sent row per "
+        "worker in Review. Keep synchronous=FULL: losing an intent on power "
+        "loss is the double charge the journal exists to prevent."
+    ),
+    "start-up and imports": (
+        "Interpreter start and imports: pandas (which the plain loop imports "
+        "too), pandera, requests, and popbatch's own modules; a fixed cost of "
+        "each run, not a cost a row."
+    ),
+    "write the results folder": (
+        "results.xlsx through xlsxwriter plus the CSV twins; scenario e "
+        "measures it against xlsxwriter alone."
+    ),
+    "validate the rows": "pandera's lazy validation and the reading rules (issue 4).",
+    "PopClient.send: other": (
+        "popbatch's own: building the request and classifying the answer. "
+        "Part of it is logging: cli.setup_logging sets the popbatch logger to "
+        "DEBUG whatever -v says, so `logger.isEnabledFor(DEBUG)` in client.py "
+        "is always true and every row formats a masked request line and an "
+        "answer line that no handler prints. Proposed (cli.py): set the "
+        "logger's level to the lowest level of its handlers."
+    ),
+    "outcome log line": (
+        "popbatch's own: one INFO record a row, built even when no handler "
+        "prints it, for the same reason (the logger's level is DEBUG)."
+    ),
+    "queue the outcome": (
+        "popbatch's own: handing the outcome to the recorder thread wakes it "
+        "(a thread switch a row)."
+    ),
+}
+
+
+def text_table(figures: list[Figure]) -> str:
+    """The figures as a plain-text table for the terminal."""
+    header = ("scenario", "measured", "target", "", "what")
+    rows = [
+        (
+            f.scenario,
+            f.text,
+            f.target,
+            f.status.upper() if f.met is False or not f.measured else f.status,
+            f.measure,
+        )
+        for f in figures
+    ]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(4)]
+    lines = []
+    for row in [header, *rows]:
+        cells = [cell.ljust(width) for cell, width in zip(row[:4], widths, strict=True)]
+        lines.append("  ".join([*cells, row[4]]))
+
+    return "\n".join(lines)
+
+
+def markdown(bench: Bench, context: dict[str, Any]) -> str:
+    """BENCHMARKS.md: machine, sizes, the table, methods, profile, misses."""
+    about = context["machine"]
+    started = context["started"]
+    lines = [
+        "# Benchmarks",
+        "",
+        "Generated by `make bench` (`benchmarks/run.py`"
+        + (" --full" if context["full"] else "")
+        + f") on {started:%Y-%m-%d %H:%M %Z}, at commit `{about['commit']}` "
+        f"(popbatch/ {about['tree']}). The whole run took "
+        f"{context['seconds'] / 60:.1f} minutes.",
+        "",
+        "Each figure is the median of the runs listed beside it; ratios are "
+        "taken within a round in which the sides ran one after the other, the "
+        "first side changing every round. The machine was shared with other "
+        "work (its load average is below), so treat the figures as ratios and "
+        "orders of magnitude, not promises.",
+        "",
+        "## Machine",
+        "",
+        f"- CPU: {about['cpu']}, {about['cores']} cores; RAM {about['ram']}",
+        f"- OS: {about['os']}",
+        f"- Python {about['python']}; {about['libraries']}",
+        f"- journals and outputs on {context['disk']}; scenario f's in-memory "
+        f"journal on {context['tmpfs']}",
+        "- load average (1 min) after each scenario: "
+        + "; ".join(
+            f"{title} {value} ({took:.0f} s)" for title, value, took in context["loads"]
+        ),
+        "",
+        "## Sizes",
+        "",
+        *_sizes(bench.sizes, context["full"]),
+        "",
+        "## Figures",
+        "",
+        "| scenario | what | measured | target | | runs |",
+        "| --- | --- | --- | --- | --- | --- |",
+    ]
+    for f in bench.figures:
+        status = f.status if f.met is not False and f.measured else f"**{f.status}**"
+        lines.append(
+            f"| {f.scenario} | {f.measure} | {f.text} | {f.target} | {status} | {f.runs} |"
+        )
+    lines += ["", "## Targets missed, and what limits them", ""]
+    missed = [f for f in bench.figures if f.met is False]
+    if not missed:
+        lines.append("None: every target measured was met.")
+    for f in missed:
+        lines.append(
+            f"- **{f.scenario}**, {f.measure}: {f.text} (target {f.target}). {f.limit}"
+        )
+    absent = [f for f in bench.figures if not f.measured]
+    if absent:
+        lines += ["", "## Not measured", ""]
+        lines += [f"- **{f.scenario}**: {f.limit}" for f in absent]
+    lines += ["", "## How each figure was measured", ""]
+    for key in ("a", "b", "c", "d", "e", "f"):
+        lines += [METHODS[key], ""]
+        lines += [
+            f"- {line}" if not line.startswith("```") else line
+            for line in bench.notes.get(key, [])
+        ]
+        if bench.notes.get(key):
+            lines.append("")
+    lines += _profile(bench)
+
+    return "\n".join(lines).rstrip() + "\n"
+
+
+def _sizes(sizes: Sizes, full: bool) -> list[str]:
+    chosen = (
+        "These are issue 8's sizes (`--full`)."
+        if full
+        else "`make bench` must finish within 10 minutes on this 2-core machine, so "
+        "three sizes are smaller than issue 8's: scenario a captures "
+        f"{sizes.capture_rows:,} rows instead of 20,000 (start-up weighs more on "
+        "fewer rows, which counts against popbatch); the rate runs of c last "
+        f"{sizes.rate_seconds:g} s instead of 30; the plain loop of b sends "
+        f"{sizes.latency_loop_rows:,} rows (its sending rate is what is compared). "
+        "`benchmarks/run.py --full` uses issue 8's sizes (about half an hour)."
+    )
+    return [
+        chosen,
+        "",
+        f"a: {sizes.capture_rows:,} rows; b: {sizes.latency_rows:,} rows "
+        f"(plain loop {sizes.latency_loop_rows:,}); c: {sizes.rate_seconds:g} s a "
+        f"run; d: {sizes.csv_rows:,}-row CSV, {sizes.xlsx_rows:,}-row xlsx; e: "
+        f"{sizes.results_rows:,} rows; profile: {sizes.profile_rows:,} rows "
+        f"(cProfile {sizes.cprofile_rows:,}); "
+        f"{sizes.repeat} runs of everything.",
+    ]
+
+
+def _profile(bench: Bench) -> list[str]:
+    phases = bench.profile.get("phases")
+    if not phases:
+        return []
+    rows = phases["rows"]
+    leaves = critical_path(phases)
+    whole = sum(seconds for _, seconds in leaves)
+    lines = [
+        "## Profile of scenario a",
+        "",
+        f"One `popbatch capture` of {rows:,} rows at concurrency 1, journal on "
+        "disk, run in `benchmarks/profile_run.py` with a clock around each step "
+        f"of a run and of a row. It took {phases['wall_s']:.2f} s as a process. "
+        "The steps below add up to it; per-row steps run on the worker thread, "
+        "whose wall time is the send phase.",
+        "",
+        "| step | seconds | share | a row |",
+        "| --- | --- | --- | --- |",
+    ]
+    for name, seconds in sorted(leaves, key=lambda leaf: -leaf[1]):
+        lines.append(
+            f"| {name} | {seconds:.2f} | {seconds / whole:.1%} | "
+            f"{seconds / rows * 1000:.3f} ms |"
+        )
+    if phases.get("missing"):
+        lines += [
+            "",
+            "Steps not found in this popbatch (read as zero): "
+            + "; ".join(phases["missing"])
+            + ".",
+        ]
+    lines += ["", "### The five biggest costs", ""]
+    for number, (name, seconds) in enumerate(
+        sorted(leaves, key=lambda leaf: -leaf[1])[:5], 1
+    ):
+        finding = FINDINGS.get(name, "popbatch's own; no change proposed at this size.")
+        lines.append(f"{number}. **{name}**, {seconds / whole:.0%}: {finding}")
+    journal = {row["phase"]: row for row in phases["phases"]}.get(
+        "journal commits (recorder thread)"
+    )
+    if journal:
+        lines += [
+            "",
+            f"Meanwhile the recorder thread made {journal['calls']:,} commits in "
+            f"{journal['seconds']:.2f} s.",
+        ]
+    detail = bench.profile.get("cprofile")
+    if detail:
+        lines += [
+            "",
+            "### Functions with the most own time (cProfile)",
+            "",
+            f"A second run of {detail['rows']:,} rows, each thread under its own "
+            "`cProfile.Profile`, merged per kind of thread. "
+            "cProfile slows Python code more than waits, so these say which "
+            "functions matter, not their shares. Waits show up as "
+            "`acquire` (a lock: the main thread joining the workers, a worker "
+            "waiting for its commit) and `get` (the recorder waiting for work).",
+            "",
+        ]
+        for key, title in (
+            ("main", "main thread"),
+            ("popbatch-worker", "worker thread"),
+            ("popbatch-journal", "journal recorder thread"),
+        ):
+            lines += [
+                f"{title}:",
+                "",
+                "| own s | cumulative s | calls | function |",
+                "| --- | --- | --- | --- |",
+            ]
+            for entry in detail.get(key, [])[:8]:
+                lines.append(
+                    f"| {entry['own_s']:.2f} | {entry['cumulative_s']:.2f} | "
+                    f"{entry['calls']:,} | `{entry['function']}` |"
+                )
+            lines.append("")
+
+    return lines
+
+
+def critical_path(phases: dict[str, Any]) -> list[tuple[str, float]]:
+    """The profile's steps that add up to the run: leaves, and each remainder."""
+    seconds = {row["phase"]: row["seconds"] for row in phases["phases"]}
+    main_steps = [
+        "read the input file",
+        "validate the rows",
+        "plan the batch into the journal",
+        "build the report",
+        "write the results folder",
+    ]
+    row_steps = [
+        "rate limiter",
+        "wait for the intent's commit",
+        "HTTP exchange (requests + server)",
+        "PopClient.send: other",
+        "retry decision",
+        "queue the outcome",
+        "outcome log line",
+        "progress hook",
+        "per row, on the workers: other",
+    ]
+    send = seconds.get("send (worker pool)", 0.0)
+    per_row = seconds.get("per row, on the workers", 0.0)
+    leaves = [("start-up and imports", phases["import_s"])]
+    leaves += [(name, seconds.get(name, 0.0)) for name in main_steps + row_steps]
+    leaves.append(("worker pool: start, join, last commit", send - per_row))
+    main_other = (
+        phases["run_s"] - send - sum(seconds.get(name, 0.0) for name in main_steps)
+    )
+    leaves.append(("main thread: other (journal reads, summary)", main_other))
+    leaves.append(
+        (
+            "interpreter start and exit",
+            phases["wall_s"] - phases["run_s"] - phases["import_s"],
+        )
+    )
+
+    return leaves
