@@ -13,6 +13,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import ExitStack
 from pathlib import Path
+from typing import Any
 
 import data
 from core import (
@@ -226,16 +227,24 @@ def profile_scenario_a(bench: Bench, sandbox: Sandbox, folder: Path) -> None:
             bench.sizes.profile_rows if mode == "phases" else bench.sizes.cprofile_rows
         )
         csv = data.write_csv(folder / f"{mode}.csv", "A", rows)
-        figures = folder / f"{mode}.json"
-        command = [PYTHON, str(HERE / "profile_run.py"), mode, str(csv)]
-        command += ["--endpoint", sandbox.base_url, "--json", str(figures)]
-        command += ["--journal", str(folder / f"{mode}.sqlite3")]
-        command += ["--out", str(folder / f"{mode}-out")]
-        run = checked_run(sandbox, f"profile ({mode})", command, rows, folder)
-        found = json.loads(figures.read_text(encoding="utf-8"))
-        found["rows"] = rows
-        found["wall_s"] = run.seconds
-        bench.profile[mode] = found
+        bench.profile[mode] = profile(sandbox, folder, mode, csv, rows, concurrency=1)
+
+
+def profile(
+    sandbox: Sandbox, folder: Path, mode: str, csv: Path, rows: int, *, concurrency: int
+) -> dict[str, Any]:
+    """One run of profile_run.py; its figures, with the rows and the wall time."""
+    figures = folder / f"{mode}-{concurrency}.json"
+    command = [PYTHON, str(HERE / "profile_run.py"), mode, str(csv)]
+    command += ["--endpoint", sandbox.base_url, "--json", str(figures)]
+    command += ["--journal", str(folder / f"{mode}-{concurrency}.sqlite3")]
+    command += ["--out", str(folder / f"{mode}-{concurrency}-out")]
+    command += ["--concurrency", str(concurrency)]
+    run = checked_run(sandbox, f"profile ({mode})", command, rows, folder)
+    found: dict[str, Any] = json.loads(figures.read_text(encoding="utf-8"))
+    found.update(rows=rows, wall_s=run.seconds, send_s=run.send_seconds)
+
+    return found
 
 
 # -- b: latency hiding ----------------------------------------------------------
@@ -280,6 +289,8 @@ def latency_hiding(bench: Bench) -> None:
                 },
                 bench.sizes.repeat,
             )
+            phases = profile(sandbox, folder, "phases", csv, rows, concurrency=8)
+            bench.profile["phases_b"] = phases
 
     mine = runs["popbatch --concurrency 8"]
     speedups = [
@@ -298,7 +309,7 @@ def latency_hiding(bench: Bench) -> None:
         f"While sending, popbatch reaches {send_rate:.0f} requests/s against the "
         f"pool's {pool_rate:.0f}/s; outside sending (start-up, reading, "
         f"validating, planning into the journal, writing results) it spends "
-        f"{fixed:.1f} s of each run."
+        f"{fixed:.1f} s of each run. " + _latency_profile(phases)
     )
     bench.figures.append(
         Figure(
@@ -332,6 +343,29 @@ def latency_hiding(bench: Bench) -> None:
             f"{median([r.send_rate for r in got]):.0f} requests/s while sending; runs "
             f"{fmt_runs([r.seconds for r in got])} s.",
         )
+
+
+def _latency_profile(phases: dict[str, Any]) -> str:
+    """What one profiled run at concurrency 8 says about a worker's time a row."""
+    seconds = {row["phase"]: row["seconds"] for row in phases["phases"]}
+    rows = phases["rows"]
+    commit = seconds.get("wait for the intent's commit", 0.0) / rows * 1000
+    exchange = seconds.get("HTTP exchange (requests + server)", 0.0) / rows * 1000
+    whole = seconds.get("per row, on the workers", 0.0) / rows * 1000
+    calls = {row["phase"]: row["calls"] for row in phases["phases"]}
+    commits = calls.get("journal commits (recorder thread)", 0)
+    busy = seconds.get("journal commits (recorder thread)", 0.0)
+    return (
+        f"In a profiled run of {rows:,} rows at concurrency 8, a worker spends "
+        f"{whole:.1f} ms a row: {exchange:.1f} ms in the HTTP exchange (20 ms of "
+        f"it the sandbox's latency) and {commit:.1f} ms waiting for its intent's "
+        f"commit; the recorder made {commits:,} commits of "
+        f"{busy / max(commits, 1) * 1000:.1f} ms each, and an intent that "
+        "arrives during a commit waits for it and then for its own. Outside "
+        f"sending, that run spent {phases['wall_s'] - phases['send_s']:.1f} s, "
+        f"of which {phases['import_s']:.1f} s starting and importing and "
+        f"{seconds.get('write the results folder', 0.0):.1f} s writing results."
+    )
 
 
 # -- c: rate accuracy -----------------------------------------------------------
