@@ -501,7 +501,7 @@ def _set_aside(
     field_at = {position: field for field, position in field_columns.items()}
     by_field: dict[str, list[int]] = {}
     for index, position in typed_cells:
-        if position in field_at:  # extra cells sit in no field's column
+        if position in field_at:  # unnamed text sits in no field's column
             by_field.setdefault(field_at[position], []).append(index)
     for field, indexes in by_field.items():
         work.loc[indexes, field] = ""

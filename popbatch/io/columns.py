@@ -220,11 +220,11 @@ _CELL_REASONS = {
     FieldKind.AMOUNT: _ALWAYS,
     FieldKind.BOOLEAN: _ALWAYS,
 }
-# Facts that reject a row whichever column they are in: text past the
-# header's last field is a value split by an unquoted comma.
-_ROW_REASONS = frozenset({"extra_cells"})
+# Facts that reject a row whichever column they are in: CSV text past the
+# last named column is what a value split by an unquoted comma looks like.
+_ROW_REASONS = frozenset({"unnamed_text"})
 _CELL_PRIORITY = (
-    "extra_cells",
+    "unnamed_text",
     "merged_cells",
     "formula_without_value",
     "error_cell",
@@ -238,7 +238,7 @@ _CELL_PRIORITY = (
 def cell_problems(
     table: InputTable, operation: Operation, columns: dict[str, int]
 ) -> dict[tuple[int, int], Problem]:
-    """Return the cell facts that reject a row: one per cell read, and extra cells."""
+    """Return the cell facts that reject a row: one per cell read, and unnamed text."""
     kind_at = {columns[f.name]: f.kind for f in operation.fields if f.name in columns}
     chosen: dict[tuple[int, int], CellProblem] = {}
     for problem in table.problems:

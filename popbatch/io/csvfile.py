@@ -57,14 +57,11 @@ class CsvRecords:
 
     Args:
         records: one row per record, columns 0..n-1, text ("" when empty).
-        widths: how many fields each record had before short ones were
-            padded; None when every record had as many as the first.
     """
 
     encoding: str
     delimiter: str
     records: pd.DataFrame
-    widths: np.ndarray | None = None
 
 
 def read_csv_records(data: bytes, name: str, encoding: str | None) -> CsvRecords:
@@ -79,20 +76,13 @@ def read_csv_records(data: bytes, name: str, encoding: str | None) -> CsvRecords
     codec, utf8 = decode(data, name, encoding)
     delimiter = sniff_delimiter(utf8, prefer_tab=codec.startswith("utf-16"))
 
-    widths: list[np.ndarray] | None = None
     records = parse_fast(utf8, delimiter)
     if records is None:
         logger.debug("%s is not rectangular; parsing it with the csv module", name)
-        widths = []
-        records = parse_exact(utf8, delimiter, widths=widths)
+        records = parse_exact(utf8, delimiter)
     _refuse_unclosed_quote(records, utf8, name)
 
-    return CsvRecords(
-        codec,
-        delimiter,
-        drop_guard_apostrophes(records),
-        np.concatenate(widths) if widths else None,
-    )
+    return CsvRecords(codec, delimiter, drop_guard_apostrophes(records))
 
 
 def _refuse_binary(data: bytes, name: str) -> None:
@@ -320,27 +310,19 @@ def parse_fast(utf8: bytes, delimiter: str) -> pd.DataFrame | None:
     return frame
 
 
-def parse_exact(
-    utf8: bytes, delimiter: str, *, widths: list[np.ndarray] | None = None
-) -> pd.DataFrame:
+def parse_exact(utf8: bytes, delimiter: str) -> pd.DataFrame:
     """Parse CSV text with the csv module; short records are padded with "".
 
     This reads any file the csv module can, ragged or not; it is the
     reference ``parse_fast`` is tested against. Records are turned into
     Arrow columns a chunk at a time, so a large ragged file never holds
     all its cells as Python strings at once.
-
-    Args:
-        widths: when given, each chunk's field counts per record are
-            appended to it (an int32 array per chunk).
     """
     lines = io.TextIOWrapper(io.BytesIO(utf8), encoding="utf-8", newline="")
     reader = csv.reader(lines, delimiter=delimiter)
     chunks: list[list[pa.Array]] = []
     lengths: list[int] = []
     while records := list(itertools.islice(reader, _CHUNK_RECORDS)):
-        if widths is not None:
-            widths.append(np.fromiter(map(len, records), np.int32, len(records)))
         columns = itertools.zip_longest(*records, fillvalue="")
         chunks.append([pa.array(cells, type=pa.large_string()) for cells in columns])
         lengths.append(len(records))

@@ -53,7 +53,7 @@ class CellProblem:
         reason: snake_case: ``date_cell``, ``error_cell``,
             ``formula_without_value``, ``number_format_hides_digits``,
             ``number_too_long``, ``boolean_cell``, ``merged_cells``;
-            ``extra_cells`` for a CSV row longer than its header.
+            ``unnamed_text`` for CSV text past the last named column.
         message: a full sentence naming the header text and the value.
     """
 
@@ -79,8 +79,7 @@ class InputTable:
             text ("" when empty), RangeIndex.
         row_numbers: int64, the spreadsheet row of each row of ``cells``.
         problems: typed-cell problems of every column (Excel), and CSV
-            rows with text in more fields than the header has
-            (``extra_cells``).
+            cells with text past the last named column (``unnamed_text``).
         blank_rows: blank rows between data rows: reported, not orders.
         notes: facts to log, such as "sheet 'orders' (first of 2)" or
             "encoding: cp932".
@@ -245,7 +244,7 @@ def _read_csv(path: Path, data: bytes, digest: str, encoding: str | None) -> Inp
     records = parsed.records
     numbers = np.arange(1, len(records) + 1, dtype=np.int64)
     layout = _Layout.of(records, numbers, path.name, skip=frozenset())
-    problems = _extra_cells(parsed.widths, layout)
+    problems = _unnamed_text(layout)
     delimiter = "tab" if parsed.delimiter == "\t" else "comma"
     logger.info(
         "read %s: encoding=%s delimiter=%s rows=%d",
@@ -273,33 +272,36 @@ def _read_csv(path: Path, data: bytes, digest: str, encoding: str | None) -> Inp
     )
 
 
-def _extra_cells(widths: np.ndarray | None, layout: _Layout) -> list[CellProblem]:
-    """Find data rows with text in more fields than the header has.
+def _unnamed_text(layout: _Layout) -> list[CellProblem]:
+    """Find data rows with text past the last column that has a header.
 
     That is how an amount typed 1,000 without quotes reads: "1" under
     amount and "000" in a column with no header. Sending 1 would move the
     wrong sum, so such a row is a problem whatever its other cells say.
-    Empty fields past the header (a trailing comma) are harmless.
+    Empty cells there (a trailing comma) are harmless.
     """
-    if widths is None:
-        return []
-    header_fields = int(widths[layout.header_row - 1])
+    headers = layout.headers
+    named = [position for position, text in enumerate(headers) if display_header(text)]
+    last = named[-1] if named else -1
     cells = layout.cells
-    if len(cells.columns) <= header_fields:
+    if len(cells.columns) <= last + 1:
         return []
 
     first = np.full(len(cells), -1, dtype=np.int64)
-    for column in range(len(cells.columns) - 1, header_fields - 1, -1):
+    for column in range(len(cells.columns) - 1, last, -1):
         first[_has_text(cells[cells.columns[column]])] = column
     problems = []
     for index in np.flatnonzero(first >= 0).tolist():
-        row = int(layout.row_numbers[index])
+        column = int(first[index])
         message = (
-            f"this row has {int(widths[row - 1])} cells but the header has "
-            f"{header_fields}: a value with a comma and no quotes, such as 1,000, "
-            'is split across cells. Put it in quotes ("1,000") or remove the comma.'
+            f"this row has text in column {column_letter(column)}, which has no "
+            f"header (the last named column is {column_letter(last)}): a value with "
+            "a comma and no quotes, such as 1,000, is split across cells. Quote it "
+            '("1,000") or remove the comma, or give the column a header.'
         )
-        problems.append(CellProblem(row, int(first[index]), "extra_cells", message))
+        problems.append(
+            CellProblem(int(layout.row_numbers[index]), column, "unnamed_text", message)
+        )
 
     return problems
 

@@ -156,10 +156,31 @@ def test_variant_amount_with_an_unquoted_comma_is_never_sent_as_1(
         (2, "SC-1", "1")
     ]
     assert rejected[0]["reasons"] == (
-        "column D: this row has 4 cells but the header has 3: a value with a "
-        "comma and no quotes, such as 1,000, is split across cells. Put it in "
-        'quotes ("1,000") or remove the comma.'
+        "column D: this row has text in column D, which has no header (the last "
+        "named column is C): a value with a comma and no quotes, such as 1,000, is "
+        'split across cells. Quote it ("1,000") or remove the comma, or give the '
+        "column a header."
     )
+
+
+def test_variant_retry_file_of_a_split_amount_is_rejected_again(
+    popbatch: Popbatch, tmp_path: Path
+) -> None:
+    """Run unchanged, the retry.csv of SC-1,1,000 still sends nothing for SC-1."""
+    path = tmp_path / "unquoted.csv"
+    path.write_text("order_id,amount\nSC-1,1,000\nSC-2,2000\n", encoding="utf-8")
+    for order_id in ("SC-1", "SC-2"):
+        popbatch.sandbox.add_order(order_id, 5000)
+
+    first = popbatch.run("capture", path, "--skip-invalid")
+    retry = tmp_path / "retry.csv"
+    retry.write_bytes((first.folder / "retry.csv").read_bytes())
+    again = popbatch.run("capture", retry, "--skip-invalid")
+
+    assert retry.read_bytes() == b"order_id,amount,\r\nSC-1,1,000\r\n"
+    assert (first.exit_code, again.exit_code) == (1, 1)
+    assert popbatch.sandbox.received("SC-1") == 0
+    assert [row["order_id"] for row in again.sheet("Rejected")] == ["SC-1"]
 
 
 def test_variant_amounts_in_a_workbook(popbatch: Popbatch, tmp_path: Path) -> None:

@@ -17,9 +17,10 @@ from popbatch.operations import OPERATIONS
 from popbatch.schema import Validation, validate
 
 SPLIT = (
-    "this row has {cells} cells but the header has {header}: a value with a "
-    "comma and no quotes, such as 1,000, is split across cells. Put it in "
-    'quotes ("1,000") or remove the comma.'
+    "this row has text in column {column}, which has no header (the last named "
+    "column is {last}): a value with a comma and no quotes, such as 1,000, is "
+    'split across cells. Quote it ("1,000") or remove the comma, or give the '
+    "column a header."
 )
 
 
@@ -47,13 +48,13 @@ def test_unquoted_thousands_comma_rejects_the_row(tmp_path: Path) -> None:
         {"order_id": "SP-2", "amount": 2000}
     ]
     assert rejected(validation) == {
-        2: [("extra_cells", "column C", SPLIT.format(cells=3, header=2))]
+        2: [("unnamed_text", "column C", SPLIT.format(column="C", last="B"))]
     }
     assert validation.rejected_rows()[0][1][0].value == "000"
 
 
-def test_extra_cells_name_the_first_one_with_text(tmp_path: Path) -> None:
-    """Text two fields past a tab header is found; the value shown is that text."""
+def test_unnamed_text_names_the_first_cell_with_text(tmp_path: Path) -> None:
+    """Text two cells past a tab header is found; the value shown is that text."""
     path = tmp_path / "split.tsv"
     path.write_text(
         "order_id\tamount\tmemo\nSP-1\t1000\tnote\t\tstray\n", encoding="utf-8"
@@ -62,9 +63,38 @@ def test_extra_cells_name_the_first_one_with_text(tmp_path: Path) -> None:
     validation = check(path)
 
     assert rejected(validation) == {
-        2: [("extra_cells", "column E", SPLIT.format(cells=5, header=3))]
+        2: [("unnamed_text", "column E", SPLIT.format(column="E", last="C"))]
     }
     assert validation.rejected_rows()[0][1][0].value == "stray"
+
+
+def test_a_blank_header_past_the_last_name_does_not_make_it_safe(
+    tmp_path: Path,
+) -> None:
+    """A header ending in a comma (as a retry file of a split row has): still rejected."""
+    path = tmp_path / "retry.csv"
+    path.write_text("order_id,amount,memo,\nSP-1,1,000,x\n", encoding="utf-8")
+
+    validation = check(path)
+
+    assert rejected(validation) == {
+        2: [("unnamed_text", "column D", SPLIT.format(column="D", last="C"))]
+    }
+
+
+def test_a_column_without_header_between_named_ones_is_carried(
+    tmp_path: Path,
+) -> None:
+    """Notes in an unnamed middle column are the merchant's own: not a split."""
+    path = tmp_path / "notes.csv"
+    path.write_text("order_id,,amount\nNT-1,call first,1000\n", encoding="utf-8")
+
+    validation = check(path)
+
+    assert validation.rejected == {}
+    assert [fields for _, fields in validation.iter_requests()] == [
+        {"order_id": "NT-1", "amount": 1000}
+    ]
 
 
 @pytest.mark.parametrize(
@@ -76,7 +106,7 @@ def test_extra_cells_name_the_first_one_with_text(tmp_path: Path) -> None:
         "\norder_id,amount\nOK-1,1000\nOK-2,2000,\n",
     ],
 )
-def test_empty_fields_past_the_header_are_harmless(tmp_path: Path, text: str) -> None:
+def test_empty_cells_past_the_header_are_harmless(tmp_path: Path, text: str) -> None:
     """Trailing commas (or a blank first line) reject nothing."""
     path = tmp_path / "trailing.csv"
     path.write_text(text, encoding="utf-8")
@@ -90,7 +120,7 @@ def test_empty_fields_past_the_header_are_harmless(tmp_path: Path, text: str) ->
     ]
 
 
-def test_extra_cells_reject_the_row_for_every_operation(tmp_path: Path) -> None:
+def test_unnamed_text_rejects_the_row_for_every_operation(tmp_path: Path) -> None:
     """A refund typed 1,500 without quotes would refund 1 yen: rejected too."""
     path = tmp_path / "refunds.csv"
     path.write_text("order_id,amount\nRF-1,1,500\nRF-2,\n", encoding="utf-8")
@@ -98,11 +128,25 @@ def test_extra_cells_reject_the_row_for_every_operation(tmp_path: Path) -> None:
     validation = check(path, "cancel")
 
     assert rejected(validation) == {
-        2: [("extra_cells", "column C", SPLIT.format(cells=3, header=2))]
+        2: [("unnamed_text", "column C", SPLIT.format(column="C", last="B"))]
     }
     assert [fields for _, fields in validation.iter_requests()] == [
         {"order_id": "RF-2"}
     ]
+
+
+def test_workbook_cells_without_header_are_carried(tmp_path: Path) -> None:
+    """In .xlsx a cell is a cell: notes under no header are no split value."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["order_id", "amount"])
+    sheet.append(["WB-1", 1000, "note"])
+    path = tmp_path / "notes.xlsx"
+    book.save(path)
+
+    validation = check(path)
+
+    assert validation.rejected == {}
 
 
 def test_time_only_cells_are_called_times(tmp_path: Path) -> None:
