@@ -737,8 +737,10 @@ class Progress:
         self._last_line = now
         share = self._done * 100 // self._total if self._total else 100
         rate = self._done / max(now - self._started, 1e-9)
+        # A slow run (a low --rate, a slow gateway) reads better per minute.
+        speed = f"{rate:.1f}/s" if rate >= 1 else f"{rate * 60:.1f}/min"
         click.echo(
-            f"{self._done:,}/{self._total:,} rows ({share}%), {rate:.1f}/s, "
+            f"{self._done:,}/{self._total:,} rows ({share}%), {speed}, "
             f"{self._failed:,} failed, {self._review:,} in Review",
             err=True,
         )

@@ -146,7 +146,7 @@ class Workspace:
         """Replace what changes between runs: the sandbox URL, folders, rates."""
         text = text.replace(self.sandbox.base_url, "SANDBOX")
         text = text.replace(str(self.root), "WORK")
-        return re.sub(r"\d+\.\d/s", "N/s", text)
+        return re.sub(r"\d+\.\d/(s|min)", "N/s", text)
 
 
 def bodies(sandbox: SandboxServer, endpoint: str) -> list[bytes]:

@@ -611,7 +611,7 @@ def test_progress_without_a_terminal_prints_a_line_every_minute(capsys):
 
     assert capsys.readouterr().err.splitlines() == [
         "sending 1,000 rows",
-        "2/1,000 rows (0%), 0.0/s, 0 failed, 2 in Review",
+        "2/1,000 rows (0%), 2.0/min, 0 failed, 2 in Review",
     ]
 
 
