@@ -936,12 +936,9 @@ def report(
 @click.argument("batch", type=int)
 @click.argument("order_id", required=False)
 @click.option(
-    "--succeeded",
-    "outcome",
-    flag_value="succeeded",
-    help="POP applied it (checked in the portal).",
+    "--succeeded", is_flag=True, help="POP applied it (checked in the portal)."
 )
-@click.option("--failed", "outcome", flag_value="failed", help="POP did not apply it.")
+@click.option("--failed", is_flag=True, help="POP did not apply it.")
 @click.option("--note", metavar="TEXT", help="Why: what the merchant portal showed.")
 @click.option(
     "--file",
@@ -954,7 +951,8 @@ def report(
 def resolve(
     batch: int,
     order_id: str | None,
-    outcome: str | None,
+    succeeded: bool,
+    failed: bool,
     note: str | None,
     from_file: Path | None,
     journal: Path | None,
@@ -967,6 +965,11 @@ def resolve(
     """
     from popbatch import batches
 
+    # Two flags, not one value: a command naming both must not settle the
+    # row as whichever came last.
+    if succeeded and failed:
+        raise UsageError("give --succeeded or --failed, not both")
+    outcome = "succeeded" if succeeded else "failed" if failed else None
     if from_file is None and (order_id is None or outcome is None or not note):
         raise UsageError(
             "give ORDER_ID with --succeeded or --failed and --note, or --file",

@@ -122,6 +122,29 @@ def test_status_names_held_rows_and_resolved_rows_with_who_when_and_why(
     )
 
 
+def test_status_of_one_batch_names_twenty_review_rows_and_counts_the_rest(
+    popbatch: Popbatch, sandbox: SandboxServer
+) -> None:
+    """A long outage must not flood the terminal: 20 rows, then how many more."""
+    orders = [f"R-{n:02d}" for n in range(23)]
+    for order_id in orders:
+        sandbox.add_order(order_id, 5000)
+        sandbox.script_order(order_id, BAD_GATEWAY)
+    path = popbatch.write_csv("outage.csv", [(order, 1000) for order in orders])
+    assert popbatch.run("capture", path, "--stop-after", "100").exit_code == 3
+
+    status = popbatch.command("status", "1")
+
+    lines = status.stdout.splitlines()
+    assert status.exit_code == 0
+    assert [line.split(":")[0] for line in lines[4:]] == ["Review"] * 21
+    assert lines[4].startswith("Review: row 2 order_id R-00: ")
+    assert lines[23].startswith("Review: row 21 order_id R-19: ")
+    assert lines[24] == (
+        "Review: 3 more (popbatch report 1 writes them all to the results)"
+    )
+
+
 def test_status_of_a_journal_without_batches_says_so(popbatch: Popbatch) -> None:
     """An empty journal is not an error."""
     Journal.open(popbatch.journal_path).close()
@@ -490,6 +513,19 @@ def test_resolve_without_outcome_or_note_is_bad_usage(
         "Error: give ORDER_ID with --succeeded or --failed and --note, or --file",
         "Example: popbatch resolve 12 ORD-0042 --failed --note 'not in portal'",
     ]
+    assert popbatch.states(1)["A-3"] == "unknown"
+
+
+def test_resolve_with_both_succeeded_and_failed_is_bad_usage(
+    popbatch: Popbatch, with_review: Run
+) -> None:
+    """Regression (issue 6): both flags settled the row as the last one given."""
+    refused = popbatch.command(
+        "resolve", "1", "A-3", "--succeeded", "--failed", "--note", "unsure"
+    )
+
+    assert refused.exit_code == 2
+    assert refused.lines == ["Error: give --succeeded or --failed, not both"]
     assert popbatch.states(1)["A-3"] == "unknown"
 
 
