@@ -12,8 +12,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import openpyxl
 import pytest
-from e2e_runs import CASES, Popbatch, read_text_csv
+from e2e_runs import CASES, Popbatch, read_text_csv, sheet_rows
 
 from popbatch.io.readers import read_input
 
@@ -217,3 +218,53 @@ def test_variant_utf16_retry_file_reads_back_as_written(
         ["U16-002", "２０００", "①回目の再送"],
         ["U16-003", "3000", "=SUM(1+1)"],
     ]
+
+
+def test_case_01_cp932_retry_file_keeps_its_encoding_and_characters(
+    popbatch: Popbatch,
+) -> None:
+    """A declined row goes to retry.csv in CP932, and reads back with ① intact."""
+    seed_cp932_orders(popbatch)
+    popbatch.sandbox.add_order("ORD-CP-003", 5000, decline=True)
+
+    run = popbatch.run("capture", CASE / "orders_cp932.csv")
+
+    assert run.exit_code == 1, run.stderr
+    retry = run.folder / "retry.csv"
+    assert retry.read_bytes().decode("cp932") == (
+        "order_id,amount,memo\r\nORD-CP-003,2500,①回目の再送\r\n"
+    )
+    table = read_input(retry)
+    assert table.encoding == "cp932"
+    assert table.cells.values.tolist() == [["ORD-CP-003", "2500", "①回目の再送"]]
+
+
+def test_case_01_results_rebuilt_from_the_journal_keep_the_memos(
+    popbatch: Popbatch,
+) -> None:
+    """popbatch report rebuilds the same files, memos intact, from the journal alone."""
+    seed_cp932_orders(popbatch)
+    run = popbatch.run("capture", CASE / "orders_cp932.csv")
+
+    rebuilt = popbatch.invoke(
+        [
+            "report",
+            "1",
+            "--journal",
+            str(popbatch.journal),
+            "--out",
+            str(popbatch.home / "rebuilt"),
+        ]
+    )
+
+    assert rebuilt.exit_code == 0, rebuilt.stderr
+    folder = Path(rebuilt.stdout.strip())
+    assert folder.name == run.folder.name
+    for name in ("succeeded.csv", "rejected.csv", "summary.json"):
+        assert (folder / name).exists()
+    assert (folder / "succeeded.csv").read_bytes() == (
+        run.folder / "succeeded.csv"
+    ).read_bytes()
+    book = openpyxl.load_workbook(folder / "results.xlsx")
+    memos = {row["order_id"]: row["memo"] for row in sheet_rows(book["Succeeded"])}
+    assert memos == MEMOS

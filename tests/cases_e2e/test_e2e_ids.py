@@ -12,7 +12,10 @@ import datetime
 from pathlib import Path
 
 import openpyxl
+import pytest
 from e2e_runs import CASES, Popbatch
+
+from popbatch.io.readers import read_input
 
 
 def test_case_03_csv_ids_are_sent_exactly_as_written(popbatch: Popbatch) -> None:
@@ -180,3 +183,69 @@ def test_variant_time_only_cells_are_rejected_as_times(
             "Text and re-enter it.",
         ),
     ]
+
+
+def test_case_03_declined_ids_keep_their_zeros_in_the_retry_files(
+    popbatch: Popbatch, tmp_path: Path
+) -> None:
+    """retry.csv and retry.xlsx give back '004200' and '000456', not 4200 and 456."""
+    for order_id in ("000123", "00000000000000000007", "789"):
+        popbatch.sandbox.add_order(order_id, 5000)
+    popbatch.sandbox.add_order("004200", 5000, decline=True)
+    popbatch.sandbox.add_order("000456", 5000, decline=True)
+    case = CASES / "03-leading-zeros-ids"
+
+    from_csv = popbatch.run("capture", case / "leading_zeros.csv")
+    from_xlsx = popbatch.run("capture", case / "leading_zeros.xlsx", "--skip-invalid")
+
+    assert (from_csv.exit_code, from_xlsx.exit_code) == (1, 1)
+    assert (from_csv.folder / "retry.csv").read_bytes().splitlines()[1:] == [
+        b"004200,2000"
+    ]
+    assert read_input(from_csv.folder / "retry.csv").cells[0].tolist() == ["004200"]
+    retry = openpyxl.load_workbook(from_xlsx.folder / "retry.xlsx").active
+    assert [(c.value, c.data_type) for c in retry["A"]] == [
+        ("order_id", "s"),
+        ("000456", "s"),
+        ("123", "s"),
+    ]
+    assert read_input(from_xlsx.folder / "retry.xlsx").cells[0].tolist() == [
+        "000456",
+        "123",
+    ]
+
+
+@pytest.mark.xfail(
+    reason="io/writers.py: _write_retry writes a Rejected row's cells of an .xlsx "
+    "input as text cells (write_text_workbook), so a cell rejected for its Excel "
+    "type (number 123 shown as 000123, a date, a 20-digit number) comes back as "
+    "plain text that passes validation: run unchanged, retry.xlsx sends order_id "
+    "'123', '2026-03-12' and '12345678901234600000'",
+    strict=True,
+)
+def test_case_03_10_retry_workbook_run_unchanged_sends_no_guessed_id(
+    popbatch: Popbatch, tmp_path: Path
+) -> None:
+    """Ids rejected for their cell type stay unsendable in retry.xlsx until fixed."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    sheet.append(["order_id", "amount"])
+    sheet.append([123, 1000])
+    sheet["A2"].number_format = "000000"
+    sheet.append([datetime.date(2026, 3, 12), 2000])
+    sheet["A3"].number_format = 'm"月"d"日"'
+    sheet.append([12345678901234567890, 3000])
+    sheet.append(["TY-4", 4000])
+    path = tmp_path / "typed_ids.xlsx"
+    book.save(path)
+    for order_id in ("123", "2026-03-12", "12345678901234600000", "TY-4"):
+        popbatch.sandbox.add_order(order_id, 5000)
+
+    first = popbatch.run("capture", path, "--skip-invalid")
+    retry = tmp_path / "retry.xlsx"
+    retry.write_bytes((first.folder / "retry.xlsx").read_bytes())
+    again = popbatch.run("capture", retry, "--skip-invalid")
+
+    assert first.group_rows()["Rejected"] == 3
+    assert list(popbatch.sent("card-capture")) == ["TY-4"]
+    assert again.exit_code == 1, again.stderr
