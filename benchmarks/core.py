@@ -39,23 +39,23 @@ class Sizes:
     xlsx_rows: int  # d
     results_rows: int  # e
     results_unpaused: bool  # e: also xlsxwriter with the garbage collector on
-    profile_rows: int  # profile of scenario a: phase clocks
+    profile_rows: int  # profiles of scenarios a and b: phase clocks
     cprofile_rows: int  # profile of scenario a: cProfile (slower)
     throughput_seconds: float  # sandbox throughput, per run
     repeat: int
 
 
 QUICK = Sizes(
-    capture_rows=2_500,
+    capture_rows=2_000,
     latency_rows=3_000,
-    latency_loop_rows=400,
+    latency_loop_rows=300,
     rate_seconds=10,
     csv_rows=1_000_000,
     xlsx_rows=100_000,
     results_rows=100_000,
     results_unpaused=False,
-    profile_rows=2_000,
-    cprofile_rows=1_000,
+    profile_rows=1_000,
+    cprofile_rows=500,
     throughput_seconds=3,
     repeat=3,
 )

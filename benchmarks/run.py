@@ -18,6 +18,7 @@ scripts run. ``--only a,c`` or ``--smoke`` write no file unless
 from __future__ import annotations
 
 import argparse
+import resource
 import sys
 import time
 import traceback
@@ -80,6 +81,7 @@ def main() -> int:
         "disk": f"{options.disk} ({filesystem_of(options.disk)})",
         "tmpfs": f"{options.tmpfs} ({filesystem_of(options.tmpfs)})",
         "full": options.full,
+        "command": " ".join(["benchmarks/run.py", *sys.argv[1:]]),
         "loads": [],
     }
     if filesystem_of(options.disk) == "tmpfs":
@@ -106,6 +108,8 @@ def main() -> int:
         context["loads"].append((title, load(), took))
         bench.say(f"bench: {title} took {took:.0f} s (load {load()})")
     context["seconds"] = time.perf_counter() - began
+    used = resource.getrusage(resource.RUSAGE_CHILDREN)
+    context["cpu_seconds"] = used.ru_utime + used.ru_stime
 
     print(tables.text_table(bench.figures))
     print(f"\n{len(chosen)} scenarios in {context['seconds'] / 60:.1f} minutes")

@@ -160,7 +160,7 @@ def _per_row_limit(
         )
         if commit > 0.4 * loop:
             parts.append(
-                f"The fsync alone is {commit / loop:.0%} of the plain loop's cost "
+                f"That wait alone is {commit / loop:.0%} of the plain loop's cost "
                 "a row, more than the 40% the target leaves for all of popbatch's "
                 "work: on this disk the target cannot be met at concurrency 1 "
                 "while every intent is durable before its request leaves."
@@ -197,7 +197,7 @@ def journal_share(bench: Bench, runs: dict[str, list[Run]], rows: int) -> None:
     if phases:
         seconds = {row["phase"]: row["seconds"] for row in phases["phases"]}
         calls = {row["phase"]: row["calls"] for row in phases["phases"]}
-        whole = phases["run_s"] + phases["import_s"]
+        whole = phases["wall_s"]
         wait = seconds.get("wait for the intent's commit", 0.0)
         commits = calls.get("journal commits (recorder thread)", 0)
         busy = seconds.get("journal commits (recorder thread)", 0.0)
@@ -289,7 +289,9 @@ def latency_hiding(bench: Bench) -> None:
                 },
                 bench.sizes.repeat,
             )
-            phases = profile(sandbox, folder, "phases", csv, rows, concurrency=8)
+            few = min(rows, bench.sizes.profile_rows)
+            source = data.write_csv(folder / "profile.csv", "B", few)
+            phases = profile(sandbox, folder, "phases", source, few, concurrency=8)
             bench.profile["phases_b"] = phases
 
     mine = runs["popbatch --concurrency 8"]
