@@ -526,10 +526,30 @@ class _Layout:
         return cls(headers, header_row, cells, row_numbers, tuple(blank.tolist()))
 
 
+# Characters that show nothing but are no whitespace to str.isspace: the
+# zero-width space and the BOM, which text pasted from web pages carries.
+_INVISIBLE = "[\u200b\ufeff]"
+
+
 def _has_text(series: pd.Series) -> npt.NDArray[np.bool_]:
-    """Tell which cells hold more than spaces."""
+    """Tell which cells hold more than spaces (and invisible characters)."""
     has_text = series.str.len().gt(0) & ~series.str.isspace()
-    result: npt.NDArray[np.bool_] = has_text.to_numpy(dtype=bool, na_value=False)
+    result: npt.NDArray[np.bool_] = np.array(
+        has_text.to_numpy(dtype=bool, na_value=False)
+    )
+    # Only text outside ASCII can hold them: look there alone (ids are ASCII).
+    wide = np.flatnonzero(
+        result & ~series.str.isascii().to_numpy(dtype=bool, na_value=True)
+    )
+    if not len(wide):
+        return result
+    invisible = series.iloc[wide].str.contains(_INVISIBLE, regex=True)
+    marked = wide[invisible.to_numpy(dtype=bool, na_value=False)]
+    if len(marked):
+        rest = series.iloc[marked].str.replace(_INVISIBLE, "", regex=True)
+        result[marked] = ~rest.str.isspace().to_numpy(dtype=bool, na_value=False) & (
+            rest.str.len().to_numpy(dtype=np.int64, na_value=0) > 0
+        )
     return result
 
 

@@ -150,3 +150,23 @@ def test_variant_csv_cell_with_line_breaks_keeps_later_row_numbers(
         "2": "line one\nline two",
         "4": "a\r\nb\r\nc",
     }
+
+
+def test_variant_lines_that_only_look_blank_are_not_orders(
+    popbatch: Popbatch, tmp_path: Path
+) -> None:
+    """Lines of zero-width spaces (pasted from a web page) block nothing."""
+    path = tmp_path / "pasted.csv"
+    path.write_text(
+        "order_id,amount\nZW-1,1000\n\u200b,\u200b\nZW-2,2000\n\u200b,\n\ufeff,\n",
+        encoding="utf-8",
+    )
+    popbatch.sandbox.add_order("ZW-1", 5000)
+    popbatch.sandbox.add_order("ZW-2", 5000)
+
+    run = popbatch.run("capture", path)
+
+    assert run.exit_code == 0, run.stderr
+    assert run.stderr.startswith("Note: row 3 is blank (between data rows)\n")
+    assert sorted(popbatch.sent("card-capture")) == ["ZW-1", "ZW-2"]
+    assert run.summary()["rows"] == 2

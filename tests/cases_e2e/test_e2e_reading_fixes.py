@@ -181,3 +181,28 @@ def test_time_only_cells_are_called_times(tmp_path: Path) -> None:
             )
         ],
     }
+
+
+def test_rows_of_invisible_characters_are_blank(tmp_path: Path) -> None:
+    """Zero-width spaces and stray BOMs show nothing: such rows are blank rows."""
+    path = tmp_path / "pasted.csv"
+    path.write_text(
+        "order_id,amount\nZW-1,1000\n\u200b,\nZW-2,2000\n\u200b,\u200b \n\ufeff,\n",
+        encoding="utf-8",
+    )
+
+    validation = check(path)
+
+    assert validation.rejected == {}
+    assert validation.notices == ("row 3 is blank (between data rows)",)
+    assert validation.table.row_numbers.tolist() == [2, 4]
+
+
+def test_text_beside_an_invisible_character_is_text(tmp_path: Path) -> None:
+    """A cell with a zero-width space and a letter is not blank."""
+    path = tmp_path / "pasted.csv"
+    path.write_text("order_id,amount\nZW-1,1000\n\u200bx,\n", encoding="utf-8")
+
+    validation = check(path)
+
+    assert [row for row, _ in validation.rejected_rows()] == [3]
