@@ -600,9 +600,11 @@ def _confirm_live(confirmation: Any, quiet: bool) -> bool:
 
 
 def _confirm_resend(count: int) -> bool:
+    """Before Review rows are sent again: they may have been applied already."""
+    they, are, it = ("it", "is", "it") if count == 1 else ("they", "are", "them")
     click.echo(
-        f"{_rows(count)} of this batch are in Review: they may already have been "
-        "applied at POP. Sending them again can charge or refund twice.",
+        f"{_rows(count)} of this batch {are} in Review: {they} may already have "
+        f"been applied at POP. Sending {it} again can charge or refund twice.",
         err=True,
     )
     if not stdin_is_terminal():
@@ -611,7 +613,7 @@ def _confirm_resend(count: int) -> bool:
             hint="Check the Review rows in the merchant portal first.",
         )
     try:
-        return click.confirm("Send them again?", default=False, err=True)
+        return click.confirm(f"Send {it} again?", default=False, err=True)
     except click.Abort:
         click.echo(err=True)
         return False

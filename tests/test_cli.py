@@ -640,3 +640,30 @@ def test_progress_on_a_terminal_draws_a_bar_on_stderr(capsys):
     assert out == ""
     assert "3/3 [" in err
     assert "failed=1, review=0" in err
+
+
+def _interrupt(*args: object, **kwargs: object) -> None:
+    raise KeyboardInterrupt
+
+
+def test_ctrl_c_before_sending_exits_130_in_one_line(ws, one_row, monkeypatch):
+    """Ctrl-C while the file is read: nothing was sent, exit 130."""
+    monkeypatch.setattr(pipeline, "read_and_validate", _interrupt)
+
+    result = ws.operation("capture", "one.csv")
+
+    assert result.exit_code == 130
+    assert result.stderr == "Error: interrupted; nothing was sent\n"
+
+
+def test_a_long_problem_table_stops_at_fifty_lines(ws):
+    """The rest is counted and left to the rejected rows file."""
+    rows = "".join(f"B {n},100\n" for n in range(53))
+    ws.write("orders.csv", "order_id,amount\n" + rows)
+
+    result = ws.run("validate", "capture", "orders.csv", "--out", "out")
+
+    assert result.exit_code == 65
+    lines = result.stdout.splitlines()
+    assert len(lines) == 52
+    assert lines[-1] == "... and 3 more problems (see the rejected rows file)"

@@ -167,3 +167,69 @@ def test_the_question_on_a_real_terminal(ws):
     assert "Send these requests with real money? [y/N]: " in shown
     assert "2/2 [" in shown  # the progress bar of a terminal
     assert ws.sandbox.applied(endpoint="card-capture") == 2
+
+
+# --- --resend-unknown ----------------------------------------------------------------
+
+
+@pytest.fixture
+def review(ws: Workspace) -> Workspace:
+    """A finished batch whose row L-2 is in Review (the answer was dropped)."""
+    ws.sandbox.script_order("L-2", {"action": "close_after_read"})
+    first = ws.operation("capture", "captures.csv", "--quiet")
+    assert first.exit_code == 3
+    return ws
+
+
+def test_resend_unknown_without_a_terminal_is_refused(review, monkeypatch):
+    """From cron, --resend-unknown needs --yes: exit 2, the row stays in Review."""
+    monkeypatch.setattr(cli, "stdin_is_terminal", lambda: False)
+
+    result = review.operation("capture", "captures.csv", "--resend-unknown")
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "1 row of this batch is in Review: it may already have been applied at "
+        "POP. Sending it again can charge or refund twice.\n"
+        "Error: --resend-unknown needs a terminal to confirm it, or --yes\n"
+        "Check the Review rows in the merchant portal first.\n"
+    )
+    assert review.sandbox.received("L-2") == 1
+
+
+def test_resend_unknown_asks_and_sends_again_on_yes(review):
+    """On a terminal: the warning, the question, then the row is sent again."""
+    result = review.operation(
+        "capture", "captures.csv", "--resend-unknown", input="y\n"
+    )
+
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[:3] == [
+        "1 row of this batch is in Review: it may already have been applied at "
+        "POP. Sending it again can charge or refund twice.",
+        "Send it again? [y/N]: y",
+        "sending 1 row",
+    ]
+    assert review.sandbox.received("L-2") == 2
+
+
+def test_resend_unknown_answered_no_leaves_the_row_in_review(review):
+    """No: nothing is sent, the batch still exits 3."""
+    result = review.operation(
+        "capture", "captures.csv", "--resend-unknown", input="n\n"
+    )
+
+    assert result.exit_code == 3
+    assert review.sandbox.received("L-2") == 1
+
+
+def test_resend_unknown_with_yes_does_not_ask(review, monkeypatch):
+    """--yes answers the question for cron."""
+    monkeypatch.setattr(cli, "stdin_is_terminal", lambda: False)
+
+    result = review.operation(
+        "capture", "captures.csv", "--resend-unknown", "--yes", "-q"
+    )
+
+    assert (result.exit_code, result.output) == (0, "")
+    assert review.sandbox.received("L-2") == 2

@@ -429,3 +429,61 @@ def test_every_operation_sends_dummy_false_only_with_live(ws, operation):
     assert len(sent) == 1
     assert sent[0].endswith(b', "dummy": false}')
     assert summary(ws.results())["mode"] == "live"
+
+
+# --- Review, Skipped and Pending ------------------------------------------------
+
+
+def test_a_dropped_answer_puts_the_row_in_review_and_exits_3(ws):
+    """The request left, no answer came: Review in the workbook and review.csv."""
+    ws.sandbox.add_order("RV-1", 1000)
+    ws.sandbox.add_order("RV-2", 2000)
+    ws.sandbox.script_order("RV-2", {"action": "close_after_read"})
+    path = ws.write("captures.csv", "order_id,amount\nRV-1,1000\nRV-2,2000\n")
+
+    result = ws.operation("capture", str(path), "--quiet")
+
+    assert result.exit_code == 3
+    folder = ws.results()
+    expected = {name: [] for name in GROUP_SHEETS} | {"Succeeded": [2], "Review": [3]}
+    assert group_rows(folder) == expected
+    assert csv_group_rows(folder) == expected
+    review = sheet(folder, "Review")[0]
+    assert (
+        review["request sent"] == '{"order_id": "RV-2", "amount": 2000, "dummy": true}'
+    )
+    assert ws.sandbox.received("RV-2") == 1
+
+
+def test_a_row_done_in_an_earlier_batch_is_skipped(ws):
+    """A fixed file run again: the row already captured is Skipped, not sent."""
+    ws.sandbox.add_order("SK-1", 1000)
+    ws.sandbox.add_order("SK-2", 2000)
+    ws.operation(
+        "capture", str(ws.write("first.csv", "order_id,amount\nSK-1,1000\n")), "-q"
+    )
+    path = ws.write("second.csv", "order_id,amount\nSK-1,1000\nSK-2,2000\n")
+
+    result = ws.operation("capture", str(path), "--quiet")
+
+    assert (result.exit_code, result.output) == (0, "")
+    folder = ws.out / "second-capture-batch2"
+    expected = {name: [] for name in GROUP_SHEETS} | {"Succeeded": [3], "Skipped": [2]}
+    assert group_rows(folder) == expected
+    assert csv_group_rows(folder) == expected
+    assert ws.sandbox.received("SK-1") == 1
+
+
+def test_rows_not_sent_when_pop_is_unreachable_are_pending(ws):
+    """Connection refused: every row Pending, exit 75, the same command resumes."""
+    path = ws.write("captures.csv", "order_id,amount\nPD-1,1000\nPD-2,2000\n")
+    args = ws.common()
+    args[1] = "http://127.0.0.1:9/pop/v1"
+
+    result = ws.run("capture", str(path), *args, "--stop-after", "1", "--quiet")
+
+    assert result.exit_code == 75
+    folder = ws.results()
+    expected = {name: [] for name in GROUP_SHEETS} | {"Pending": [2, 3]}
+    assert group_rows(folder) == expected
+    assert csv_group_rows(folder) == expected
