@@ -114,6 +114,19 @@ def _succeeded(entry: HistoryEntry) -> bool:
     return entry.settled is RowState.SUCCEEDED
 
 
+def _captures(entry: HistoryEntry) -> bool:
+    """Whether the row captured its order: a capture, or a charge with capture.
+
+    reauthorize and authorize capture at once unless ``capture`` is false
+    (the API's default is true, so a blank cell captures too).
+    """
+    if entry.operation == "capture":
+        return True
+    if entry.operation not in ("reauthorize", "authorize") or entry.request is None:
+        return False
+    return json.loads(entry.request).get("capture", True) is not False
+
+
 def judge_row(
     row: RowRecord,
     operation: Operation,
@@ -256,7 +269,7 @@ def _judge_refund(
             ),
         )
 
-    captured = [e for e in history if e.operation == "capture" and _succeeded(e)]
+    captured = [e for e in history if _succeeded(e) and _captures(e)]
     if captured and captured[0].amount is not None:
         limit = captured[0].amount
         refunded = sum(entry.amount or 0 for entry in done)

@@ -337,6 +337,45 @@ def test_refunds_of_an_order_popbatch_captured_may_not_exceed_the_capture(
     assert sandbox.order("P-1").refunded == 1000  # type: ignore[union-attr]
 
 
+@pytest.mark.parametrize(
+    ("capture", "refused"),
+    [("", True), ("true", True), ("false", False)],
+    ids=["capture-blank", "capture-true", "capture-false"],
+)
+def test_an_order_popbatch_charged_with_capture_limits_its_refunds_too(
+    popbatch: Popbatch, sandbox: SandboxServer, capture: str, refused: bool
+) -> None:
+    """Regression (issue 6): only the capture command counted as popbatch capturing.
+
+    A reauthorize (or authorize) with capture true, or blank (the API's
+    default is true), captures the new order at once: its refunds may not
+    exceed that amount either. With capture false nothing was captured.
+    """
+    sandbox.add_order("ORIG-7", 9000, state="captured", captured=9000)
+    header = "order_id,original_order_id,amount,capture"
+    charge = popbatch.write_csv(
+        "charge.csv", [("NEW-7", "ORIG-7", 1000, capture)], header
+    )
+    popbatch.run("reauthorize", charge)
+    popbatch.run("cancel", popbatch.write_csv("refund-1.csv", [("NEW-7", 800)]))
+
+    second = popbatch.run(
+        "cancel", popbatch.write_csv("refund-2.csv", [("NEW-7", 300)])
+    )
+
+    if refused:
+        assert reasons(popbatch, 3) == {
+            "NEW-7": "popbatch captured 1,000 for this order in batch 1 and has "
+            "refunded 800; a refund of 300 would exceed the capture: not sent"
+        }
+        assert sandbox.received("NEW-7", "card-cancel") == 1
+    else:
+        # Sent, and POP itself refuses it: 800 of the 1,000 authorised is void.
+        assert reasons(popbatch, 3) == {}
+        assert second.group_of() == {"NEW-7": "Failed"}
+        assert sandbox.received("NEW-7", "card-cancel") == 2
+
+
 def test_a_fixed_refund_file_run_twice_makes_one_call_per_order(
     popbatch: Popbatch, sandbox: SandboxServer
 ) -> None:
