@@ -17,8 +17,9 @@ Two rules shape this module, because POP has no idempotency key:
 How answers are read, in order (the first that applies wins):
 
 1. HTTP 429 (any body), or 503 with ``Retry-After``: not processed.
-2. HTTP 401 or 403: failed, and the batch stops (named after the result
-   code when the body is POP JSON with RC17 or RC44).
+2. HTTP 401 or 403: not processed, and the batch stops (named after the
+   result code when the body is POP JSON with RC17 or RC44). POP refused
+   the request before doing anything with it, so the row stays pending.
 3. A body cut short or not POP JSON (a JSON object whose ``status`` and
    ``result_code`` are strings), whatever the HTTP status: unknown. Under
    HTTP 404 or 405 such a body says that the URL is not a POP endpoint:
@@ -27,7 +28,7 @@ How answers are read, in order (the first that applies wins):
 4. POP JSON, judged by its fields: a result code the operation does not
    know, or another order's ``order_id``, is unknown; ``m_status: pending``
    is unknown; RA01/RD01/RM01 without ``m_status`` is not processed;
-   RC17 and RC44 fail and stop the batch; the operation's success code
+   RC17 and RC44 are not processed and stop the batch; the success code
    with ``status: success`` succeeds; other failures fail.
 
 An answer that contradicts itself is unknown (``contradictory_answer``):
@@ -575,8 +576,11 @@ def _judge_failure(code: str, m_status: object, pop: Mapping[str, Any]) -> _Verd
     """Classify a POP answer with status failure that is not in doubt."""
     meaning = RESULT_CODES[code]
     if code in _STOPPING:
+        # POP refused the request before doing anything with it, so it was
+        # not processed: the row stays pending and the same command sends it
+        # once the key or the mode is fixed.
         reason, detail = _STOPPING[code]
-        return _Verdict(OutcomeKind.FAILED, reason, detail, stops_batch=True)
+        return _Verdict(OutcomeKind.NOT_PROCESSED, reason, detail, stops_batch=True)
 
     # The API text: no m_status means the error came before the gateway.
     if m_status is None and code in _NOT_PROCESSED_CODES:
@@ -645,7 +649,7 @@ def _refused(status: int, pop: Mapping[str, Any] | None) -> _Verdict:
             "HTTP 403: POP refused access (the server key, or this machine's "
             "address, is not allowed). Check the key and the merchant's settings."
         )
-    return _Verdict(OutcomeKind.FAILED, reason, detail, stops_batch=True)
+    return _Verdict(OutcomeKind.NOT_PROCESSED, reason, detail, stops_batch=True)
 
 
 def _wrong_endpoint(

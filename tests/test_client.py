@@ -385,11 +385,11 @@ def test_pending_at_the_gateway_is_unknown() -> None:
     )
 
 
-def test_rejected_key_fails_and_stops_the_batch() -> None:
-    """RC17 would repeat on every row."""
+def test_rejected_key_is_not_processed_and_stops_the_batch() -> None:
+    """RC17 would repeat on every row; POP did nothing with this one."""
     outcome = send_one(json_reply(status="failure", result_code="RC17", m_status=None))
 
-    assert outcome.kind is OutcomeKind.FAILED
+    assert outcome.kind is OutcomeKind.NOT_PROCESSED
     assert outcome.reason == "key_rejected"
     assert outcome.stops_batch is True
     assert outcome.detail == (
@@ -397,11 +397,11 @@ def test_rejected_key_fails_and_stops_the_batch() -> None:
     )
 
 
-def test_test_merchant_without_dummy_fails_and_stops_the_batch() -> None:
-    """RC44 would repeat on every row."""
+def test_test_merchant_without_dummy_is_not_processed_and_stops_the_batch() -> None:
+    """RC44 would repeat on every row; POP did nothing with this one."""
     outcome = send_one(json_reply(status="failure", result_code="RC44", m_status=None))
 
-    assert outcome.kind is OutcomeKind.FAILED
+    assert outcome.kind is OutcomeKind.NOT_PROCESSED
     assert outcome.reason == "test_merchant_needs_dummy"
     assert outcome.stops_batch is True
     assert outcome.detail == (
@@ -755,13 +755,13 @@ def test_503_with_unreadable_retry_after_is_still_not_processed() -> None:
         ),
     ],
 )
-def test_401_and_403_fail_and_stop_the_batch(
+def test_401_and_403_are_not_processed_and_stop_the_batch(
     status: int, reason: str, detail: str
 ) -> None:
-    """Every further row would be refused the same way."""
+    """Every further row would be refused the same way, before any processing."""
     outcome = send_one(Reply(status, b"<html>no</html>", HTML))
 
-    assert outcome.kind is OutcomeKind.FAILED
+    assert outcome.kind is OutcomeKind.NOT_PROCESSED
     assert outcome.reason == reason
     assert outcome.detail == detail
     assert outcome.stops_batch is True
@@ -779,7 +779,7 @@ def test_401_or_403_with_pop_json_is_named_after_its_code(
 
     outcome = send_one(reply)
 
-    assert outcome.kind is OutcomeKind.FAILED
+    assert outcome.kind is OutcomeKind.NOT_PROCESSED
     assert outcome.reason == reason
     assert outcome.stops_batch is True
     assert outcome.result_code == code

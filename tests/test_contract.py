@@ -262,7 +262,7 @@ def test_rc32_other_method_fails_as_a_pop_answer_not_a_wrong_endpoint(
     assert verdict(outcome) == (FAILED, "invalid_request", "RC32", False)
 
 
-def test_rc17_rejected_key_fails_and_stops_the_batch(
+def test_rc17_rejected_key_is_not_processed_and_stops_the_batch(
     pop: SandboxServer, client_for: Any
 ) -> None:
     """RC17: every further row would be refused the same way."""
@@ -270,11 +270,11 @@ def test_rc17_rejected_key_fails_and_stops_the_batch(
 
     outcome = send(client, CAPTURE, body(order_id="V-12", amount=1000), "V-12")
 
-    assert verdict(outcome) == (FAILED, "key_rejected", "RC17", True)
+    assert verdict(outcome) == (NOT_PROCESSED, "key_rejected", "RC17", True)
     assert "Not-The-Key" not in repr(outcome)
 
 
-def test_rc44_test_merchant_without_dummy_fails_and_stops_the_batch(
+def test_rc44_test_merchant_without_dummy_is_not_processed_and_stops_the_batch(
     pop: SandboxServer, client_for: Any
 ) -> None:
     """RC44: a test merchant's key with dummy false."""
@@ -282,7 +282,12 @@ def test_rc44_test_merchant_without_dummy_fails_and_stops_the_batch(
 
     outcome = send(client_for(pop), CAPTURE, payload, "V-13")
 
-    assert verdict(outcome) == (FAILED, "test_merchant_needs_dummy", "RC44", True)
+    assert verdict(outcome) == (
+        NOT_PROCESSED,
+        "test_merchant_needs_dummy",
+        "RC44",
+        True,
+    )
 
 
 def test_live_merchant_may_send_dummy_false(

@@ -659,27 +659,41 @@ def test_declines_are_failed_and_never_stop_the_batch(
 def test_rejected_key_stops_the_batch_after_the_first_request(
     sandbox: SandboxServer, tmp_path: Path
 ) -> None:
-    """RC17: one request, the row Failed, the rest pending, exit 78, no key shown."""
+    """RC17: one request, every row pending, exit 78, no key shown."""
     orders = seeded(sandbox, "K-1", "K-2", "K-3", "K-4", "K-5")
     file = captures(tmp_path / "capture.csv", orders)
 
     ran = run_cli(tmp_path, sandbox.base_url, file, key="Wrong-Key-5f0c2e")
 
     assert ran.exit_code == 78
-    assert ran.said == [
+    assert ran.said[0] == (
         "POP rejected the server key (RC17). Check POP_SERVER_KEY or "
-        "--server-key-file; the remaining rows stay pending.",
-        *summary(1, ran.folder, EXIT_78, failed=(1, 1000), pending=(4, 4000)),
-    ]
-    assert reason_and_detail(ran, "failed") == {
-        "K-1": (
-            "key_rejected",
-            "POP rejected the server key (RC17). Check POP_SERVER_KEY or "
-            "--server-key-file.",
-        )
-    }
+        "--server-key-file; the remaining rows stay pending."
+    )
+    assert ran.counts()["pending"] == 5
+    assert reason_and_detail(ran, "pending")["K-1"] == (
+        "key_rejected",
+        "POP rejected the server key (RC17). Check POP_SERVER_KEY or "
+        "--server-key-file.",
+    )
     assert sandbox.received() == 1
+    assert sandbox.applied() == 0
     assert "Wrong-Key-5f0c2e" not in ran.stderr
+
+
+def test_same_command_finishes_the_batch_once_the_key_is_fixed(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """The row POP refused for the key was not processed: the re-run sends it."""
+    orders = seeded(sandbox, "K-6", "K-7", "K-8")
+    file = captures(tmp_path / "capture.csv", orders)
+    run_cli(tmp_path, sandbox.base_url, file, key="Wrong-Key-5f0c2e")
+
+    ran = run_cli(tmp_path, sandbox.base_url, file)
+
+    assert ran.exit_code == 0
+    assert ran.order_ids("succeeded") == ["K-6", "K-7", "K-8"]
+    assert [sandbox.applied(order) for order in orders] == [1, 1, 1]
 
 
 def test_rejected_key_under_always_200_stops_the_batch_too(
@@ -692,8 +706,8 @@ def test_rejected_key_under_always_200_stops_the_batch_too(
     ran = run_cli(tmp_path, server.base_url, file, key="Wrong-Key-5f0c2e")
 
     assert ran.exit_code == 78
-    assert ran.counts()["failed"] == 1
-    assert ran.counts()["pending"] == 1
+    assert ran.counts()["failed"] == 0
+    assert ran.counts()["pending"] == 2
     assert server.received() == 1
 
 
@@ -712,8 +726,8 @@ def test_test_merchant_sending_live_stops_the_batch(
         "test requests only. Run without --live, or use the live server key; the "
         "remaining rows stay pending."
     ) in ran.said
-    assert ran.counts()["failed"] == 1
-    assert ran.counts()["pending"] == 2
+    assert ran.counts()["failed"] == 0
+    assert ran.counts()["pending"] == 3
     assert sandbox.received() == 1
 
 
@@ -738,7 +752,7 @@ def test_test_merchant_sending_live_stops_the_batch(
 def test_401_and_403_pages_stop_the_batch(
     sandbox: SandboxServer, tmp_path: Path, status: int, reason: str, message: str
 ) -> None:
-    """A proxy's 401 or 403 page: the row Failed, the batch stops, exit 78."""
+    """A proxy's 401 or 403 page: every row pending, the batch stops, exit 78."""
     orders = seeded(sandbox, "H-1", "H-2", "H-3")
     sandbox.script_order("H-1", {"status": status, "body": "<html>denied</html>"})
     file = captures(tmp_path / "capture.csv", orders)
@@ -747,8 +761,8 @@ def test_401_and_403_pages_stop_the_batch(
 
     assert ran.exit_code == 78
     assert message in ran.said
-    assert [row["reason"] for row in ran.group("failed")] == [reason]
-    assert ran.order_ids("pending") == ["H-2", "H-3"]
+    assert reason_and_detail(ran, "pending")["H-1"][0] == reason
+    assert ran.order_ids("pending") == ["H-1", "H-2", "H-3"]
     assert sandbox.received() == 1
 
 
