@@ -108,8 +108,8 @@ class AddingUp:
         """The check as one sentence for the Summary and the terminal."""
         if self.ok:
             return (
-                f"adds up: {self.grouped.rows:,} rows in the groups = "
-                f"{self.rows_read:,} rows in the input, "
+                f"adds up: {_rows(self.grouped.rows)} in the groups = "
+                f"{_rows(self.rows_read)} in the input, "
                 f"{self.grouped.amount:,} yen = {self.input.amount:,} yen"
             )
 
@@ -129,6 +129,10 @@ class AddingUp:
                 f"the input {self.input.rows:,} rows and {self.input.amount:,} yen"
             )
         return "DOES NOT ADD UP: " + "; ".join(found)
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} row" if count == 1 else f"{count:,} rows"
 
 
 @dataclass(frozen=True, slots=True)

@@ -579,8 +579,8 @@ def _notices(
     for position, field in mapping.unused_fields.items():
         notices.append(
             f'column "{table.header_label(position)}" '
-            f"({norm.column_letter(position)}) is a {field} column, which "
-            f"{operation.name} does not use; it is carried through unchanged"
+            f"({norm.column_letter(position)}) is {field}, which "
+            f"{operation.name} does not send; it is carried through unchanged"
         )
     if mapping.dummy is not None:
         notices.append(
