@@ -170,3 +170,23 @@ def test_variant_lines_that_only_look_blank_are_not_orders(
     assert run.stderr.startswith("Note: row 3 is blank (between data rows)\n")
     assert sorted(popbatch.sent("card-capture")) == ["ZW-1", "ZW-2"]
     assert run.summary()["rows"] == 2
+
+
+def test_variant_blank_lines_above_the_header_shift_every_row_number(
+    popbatch: Popbatch, tmp_path: Path
+) -> None:
+    """The header on line 3: orders are rows 4 and 6, as Excel shows them."""
+    path = tmp_path / "late_header.csv"
+    path.write_text(",,\n\norder_id,amount\nLH-1,1000\n,\nLH-2,abc\n", encoding="utf-8")
+    popbatch.sandbox.add_order("LH-1", 5000)
+
+    run = popbatch.run("capture", path, "--skip-invalid")
+
+    assert run.exit_code == 1, run.stderr
+    assert run.stderr.startswith("Note: row 5 is blank (between data rows)\n")
+    assert [(row["row"], row["order_id"]) for row in run.sheet("Succeeded")] == [
+        (4, "LH-1")
+    ]
+    assert [(row["row"], row["reasons"]) for row in run.sheet("Rejected")] == [
+        (6, "amount: amount 'abc' is not a number")
+    ]

@@ -162,3 +162,29 @@ def test_variant_a_repeat_without_amount_is_not_a_full_refund(
     assert list(popbatch.sent("card-cancel")) == ["RF-002"]
     assert [row["row"] for row in run.sheet("Rejected")] == [2, 4]
     assert "FULL" not in run.stderr
+
+
+def test_case_15_note_a_blank_refund_amount_is_announced_loudly(
+    popbatch: Popbatch, tmp_path: Path
+) -> None:
+    """A cancel row without an amount is sent without one, and said so twice."""
+    path = tmp_path / "refunds.csv"
+    path.write_text("order_id,amount\nFR-1,1000\nFR-2,\n", encoding="utf-8")
+    seed_captured(popbatch, "FR-1", "FR-2")
+
+    run = popbatch.run("cancel", path)
+
+    assert run.exit_code == 0, run.stderr
+    assert popbatch.sent("card-cancel")["FR-2"] == {"order_id": "FR-2", "dummy": True}
+    assert run.stderr.startswith(
+        "Note: 1 row has no amount: each cancels or refunds the FULL amount of its "
+        "order (row 3)\n"
+    )
+    assert (
+        "FULL REFUNDS: 1 cancel row has no amount, so POP cancels or refunds the "
+        "FULL amount of the order: 1 Succeeded (row 3)\n"
+    ) in run.stderr
+    assert run.column("Succeeded", "full refund") == {
+        "FR-1": None,
+        "FR-2": "FULL amount (no amount given)",
+    }
