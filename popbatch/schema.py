@@ -579,7 +579,7 @@ def _notices(
     for position, field in mapping.unused_fields.items():
         notices.append(
             f'column "{table.header_label(position)}" '
-            f"({norm.column_letter(position)}) is {field}, which "
+            f"({norm.column_letter(position)}) is the {field} field, which "
             f"{operation.name} does not send; it is carried through unchanged"
         )
     if mapping.dummy is not None:

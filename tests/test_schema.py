@@ -142,7 +142,7 @@ def test_a_column_of_another_operation_is_carried_and_noted(tmp_path: Path) -> N
 
     assert validation.request_fields(0) == {"order_id": "A-1", "amount": 1}
     assert validation.notices == (
-        'column "capture" (C) is capture, which capture does not send; '
+        'column "capture" (C) is the capture field, which capture does not send; '
         "it is carried through unchanged",
     )
 
