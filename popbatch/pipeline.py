@@ -286,19 +286,22 @@ def _send_and_report(
 ) -> RunResult:
     lines: list[str] = []
     if not created:
-        lines += _prepare_resume(journal, batch, operation, options, hooks)
-    rows = journal.rows(batch.id)
-    to_send = [row for row in rows if row.state is RowState.PLANNED]
+        lines += _review_interrupted(journal, batch)
+    # One transaction up to the live question: a live run that is not
+    # confirmed leaves the journal as it was (Review rows that
+    # --resend-unknown would plan again stay in Review) and records no run.
+    with journal.transaction():
+        if not created:
+            lines += _prepare_resume(journal, batch, operation, options, hooks)
+        rows = journal.rows(batch.id)
+        to_send = [row for row in rows if row.state is RowState.PLANNED]
+        if to_send and options.live and hooks.confirm is not None:
+            _confirm(hooks.confirm, operation, options, to_send)
     if not created and not to_send and batch.finished_at is not None:
         lines.append(
             f"batch {batch.id} already finished on "
             f"{batch.finished_at.isoformat(timespec='seconds')}: nothing sent"
         )
-
-    # Asked before the run is recorded: a live run that is not confirmed
-    # leaves no run behind.
-    if to_send and options.live and hooks.confirm is not None:
-        _confirm(hooks.confirm, operation, options, to_send)
 
     run = journal.start_run(
         RunRecord(
@@ -444,23 +447,13 @@ def _prepare_resume(
     options: RunOptions,
     hooks: RunHooks,
 ) -> list[str]:
-    """Settle what a resumed batch left: rows in flight, Review rows, rules.
+    """Settle what a resumed batch left: resolved rows, Review rows, rules.
 
-    Rows in flight when an earlier run stopped go to Review; rows a person
-    resolved as failed are planned again; Review rows are planned again only
-    with ``--resend-unknown`` and a yes; then every row still to do is
-    judged again by the cross-batch rules.
+    Rows a person resolved as failed are planned again; Review rows are
+    planned again only with ``--resend-unknown`` and a yes; then every row
+    still to do is judged again by the cross-batch rules.
     """
     lines = []
-    interrupted = journal.mark_interrupted(batch.id)
-    if interrupted:
-        lines.append(
-            f"{_count(interrupted, 'row')} {_were(interrupted)} in flight when an "
-            f"earlier run stopped: {_they(interrupted)} may have been applied, so "
-            f"{_they(interrupted)} {_are(interrupted)} in Review and not sent again"
-        )
-        logger.warning("batch=%d in_flight_to_review=%d", batch.id, interrupted)
-
     replanned = journal.replan_resolved(batch.id)
     if replanned:
         lines.append(
@@ -476,6 +469,23 @@ def _prepare_resume(
     if updates:
         journal.apply(updates)
     return lines
+
+
+def _review_interrupted(journal: Journal, batch: BatchRecord) -> list[str]:
+    """Move the rows in flight when an earlier run stopped to Review.
+
+    Committed at once, whatever this run does next: such a row may have
+    been applied, and must never be sent again without a person's word.
+    """
+    interrupted = journal.mark_interrupted(batch.id)
+    if not interrupted:
+        return []
+    logger.warning("batch=%d in_flight_to_review=%d", batch.id, interrupted)
+    return [
+        f"{_count(interrupted, 'row')} {_were(interrupted)} in flight when an "
+        f"earlier run stopped: {_they(interrupted)} may have been applied, so "
+        f"{_they(interrupted)} {_are(interrupted)} in Review and not sent again"
+    ]
 
 
 def _resend_unknown(

@@ -16,6 +16,7 @@ from journal_cli import (
     EXIT_FAILED,
     EXIT_OK,
     EXIT_REVIEW,
+    LIVE_KEY,
     Popbatch,
     summary,
     wait_until,
@@ -328,6 +329,42 @@ def test_resend_unknown_with_yes_sends_without_asking(
         "A-3": 2,
         "A-4": 2,
     }
+
+
+def test_a_live_run_declined_after_resend_was_confirmed_keeps_the_review_rows(
+    popbatch: Popbatch, sandbox: SandboxServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression (issue 6): yes to resend, no to the live question, and the
+    Review rows had been planned again all the same.
+
+    The next live run (from cron, with --yes, without --resend-unknown) then
+    sent them without anyone asking. Now a declined live run changes nothing.
+    """
+    sandbox.script_order("A-3", {"status": 502, "body": "<html>down</html>"})
+    path = captures(popbatch, "captures.csv")
+    live = {"POP_SERVER_KEY": LIVE_KEY}
+    first = popbatch.run("capture", path, "--live", "--yes", env=live)
+    monkeypatch.setattr("popbatch.cli.stdin_is_terminal", lambda: True)
+
+    declined = popbatch.run(
+        "capture", path, "--live", "--resend-unknown", env=live, input="y\nn\n"
+    )
+    cron = popbatch.run("capture", path, "--live", "--yes", env=live)
+
+    assert first.exit_code == 3
+    assert declined.exit_code == 2
+    assert declined.lines == [
+        "1 row of this batch is in Review: it may already have been applied at "
+        "POP. Sending it again can charge or refund twice.",
+        "Send it again? [y/N]: y",
+        f"LIVE capture: 1 row, 1,000 yen in total, to {sandbox.base_url}",
+        "Send these requests with real money? [y/N]: n",
+        "Error: the live run was not confirmed; nothing was sent",
+    ]
+    assert popbatch.states(1)["A-3"] == "unknown"
+    assert cron.exit_code == 3
+    assert cron.lines[0] == popbatch.finished_text(1)
+    assert popbatch.received(ORDERS) == dict.fromkeys(ORDERS, 1)
 
 
 def test_resend_unknown_on_a_batch_without_review_rows_says_so(
