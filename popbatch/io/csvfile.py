@@ -146,16 +146,81 @@ def decode(data: bytes, name: str, encoding: str | None) -> tuple[str, bytes]:
         cp932_line = _line_of_stray(text)
     except UnicodeDecodeError as cp932_error:
         cp932_line = _line_of(data, cp932_error.start)
+    not_utf8 = _line_of(data, utf8_error.start)
+    wide, utf8 = _utf8_japanese_lines(data)
+    if utf8 and (cp932_line or len(utf8) * 10 >= wide):
+        raise _mixed_encodings(name, utf8[0], not_utf8)
     if cp932_line:
         raise InputUnreadableError(
-            f"{name} is neither UTF-8 (line {_line_of(data, utf8_error.start)} "
+            f"{name} is neither UTF-8 (line {not_utf8} "
             f"has byte 0x{data[utf8_error.start]:02x}) nor CP932 "
             f"(line {cp932_line}); the encodings tried were utf-8 and cp932",
             hint='Save it from Excel as "CSV UTF-8", or name its encoding '
             "with --encoding.",
         ) from None
+    if utf8:
+        logger.warning(
+            "%s is read as CP932, but line %d is valid UTF-8 (%s): if that row's "
+            "text looks garbled in the results, the file mixes encodings",
+            name,
+            utf8[0],
+            _line_text(data, utf8[0])[:60],
+        )
 
     return "cp932", _checked_text(text, name).encode("utf-8")
+
+
+# A UTF-8 kana, CJK or full-width character: three bytes, E3-E9 or EF first.
+_UTF8_JAPANESE_BYTES = re.compile(rb"[\xe3-\xe9\xef][\x80-\xbf][\x80-\xbf]")
+_JAPANESE = re.compile("[\u3000-\u30ff\u4e00-\u9fff\uff00-\uffef]")
+
+
+def _utf8_japanese_lines(data: bytes) -> tuple[int, list[int]]:
+    """Count the non-ASCII lines, and list those that are UTF-8 with Japanese.
+
+    Rows appended from another export make a file partly UTF-8, partly
+    CP932. Read as CP932 as a whole, its UTF-8 lines turn into mojibake
+    (返金 into 霑秘≡) without any error. A CP932 line is valid UTF-8 with
+    Japanese in it only by rare chance, so the caller refuses the file when
+    such lines are a tenth or more of its non-ASCII lines, and names fewer
+    in a warning.
+    """
+    if not _UTF8_JAPANESE_BYTES.search(data):
+        return 0, []
+    lines = data.split(b"\n")
+    wide = [number for number, line in enumerate(lines, 1) if not line.isascii()]
+    utf8 = [
+        number
+        for number in wide
+        if _UTF8_JAPANESE_BYTES.search(lines[number - 1])
+        and _is_utf8_japanese(lines[number - 1])
+    ]
+
+    return len(wide), utf8
+
+
+def _line_text(data: bytes, number: int) -> str:
+    return data.split(b"\n", number)[number - 1].decode("utf-8").strip()
+
+
+def _mixed_encodings(
+    name: str, utf8_line: int, other_line: int
+) -> InputUnreadableError:
+    return InputUnreadableError(
+        f"{name} mixes encodings: line {utf8_line} is UTF-8 and line "
+        f"{other_line} is not; read as either one, some lines would be garbled",
+        hint='Save the whole file again in one encoding (Excel: "CSV UTF-8"); '
+        "if it really is all CP932, say so with --encoding cp932.",
+    )
+
+
+def _is_utf8_japanese(line: bytes) -> bool:
+    try:
+        text = line.decode("utf-8")
+    except UnicodeDecodeError:
+        return False
+
+    return _JAPANESE.search(text) is not None
 
 
 # Bytes CP932 decodes on their own to a C1 control or to U+F8F0..U+F8F3:

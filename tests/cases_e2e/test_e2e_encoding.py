@@ -268,3 +268,28 @@ def test_case_01_results_rebuilt_from_the_journal_keep_the_memos(
     book = openpyxl.load_workbook(folder / "results.xlsx")
     memos = {row["order_id"]: row["memo"] for row in sheet_rows(book["Succeeded"])}
     assert memos == MEMOS
+
+
+def test_variant_rows_appended_in_another_encoding_stop_the_run(
+    popbatch: Popbatch, tmp_path: Path
+) -> None:
+    """UTF-8 rows then CP932 rows: refused (66) rather than sent with 霑秘≡ memos."""
+    path = tmp_path / "appended.csv"
+    path.write_bytes(
+        b"order_id,amount,memo\r\n"
+        + "MX-1,1000,返金（二重決済）\r\n".encode()
+        + "MX-2,2000,返金（二重決済）\r\n".encode("cp932")
+    )
+    popbatch.sandbox.add_order("MX-1", 5000)
+    popbatch.sandbox.add_order("MX-2", 5000)
+
+    run = popbatch.run("capture", path)
+
+    assert run.exit_code == 66
+    assert run.stderr == (
+        "Error: appended.csv mixes encodings: line 2 is UTF-8 and line 3 is not; "
+        "read as either one, some lines would be garbled\n"
+        'Save the whole file again in one encoding (Excel: "CSV UTF-8"); if it '
+        "really is all CP932, say so with --encoding cp932.\n"
+    )
+    assert popbatch.sandbox.received() == 0

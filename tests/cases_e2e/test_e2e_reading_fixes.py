@@ -7,11 +7,13 @@ validation modules; these pin the fix at the read + validate level.
 from __future__ import annotations
 
 import datetime
+import logging
 from pathlib import Path
 
 import openpyxl
 import pytest
 
+from popbatch.errors import ExitCode, InputUnreadableError
 from popbatch.io.readers import read_input
 from popbatch.operations import OPERATIONS
 from popbatch.schema import Validation, validate
@@ -206,3 +208,68 @@ def test_text_beside_an_invisible_character_is_text(tmp_path: Path) -> None:
     validation = check(path)
 
     assert [row for row, _ in validation.rejected_rows()] == [3]
+
+
+def mixed_file(path: Path, utf8_rows: int, cp932_rows: int) -> Path:
+    """A CSV of UTF-8 rows, then CP932 rows, each with a Japanese memo."""
+    lines = [b"order_id,amount,memo"]
+    lines += [f"U8-{n},1000,返金".encode() for n in range(utf8_rows)]
+    lines += [f"SJ-{n},1000,返金".encode("cp932") for n in range(cp932_rows)]
+    path.write_bytes(b"\r\n".join(lines) + b"\r\n")
+    return path
+
+
+def test_a_file_of_utf8_and_cp932_rows_is_refused(tmp_path: Path) -> None:
+    """Read as CP932 it would turn 返金 into 霑秘≡ without an error: refused (66)."""
+    path = mixed_file(tmp_path / "appended.csv", utf8_rows=2, cp932_rows=2)
+
+    with pytest.raises(InputUnreadableError) as caught:
+        read_input(path)
+
+    assert caught.value.message == (
+        "appended.csv mixes encodings: line 2 is UTF-8 and line 4 is not; read as "
+        "either one, some lines would be garbled"
+    )
+    assert caught.value.hint == (
+        'Save the whole file again in one encoding (Excel: "CSV UTF-8"); if it '
+        "really is all CP932, say so with --encoding cp932."
+    )
+    assert caught.value.exit_code is ExitCode.INPUT_UNREADABLE
+
+
+def test_a_mixed_file_named_cp932_is_read_as_told(tmp_path: Path) -> None:
+    """--encoding cp932 is the user's word: no refusal."""
+    path = mixed_file(tmp_path / "appended.csv", utf8_rows=2, cp932_rows=2)
+
+    table = read_input(path, encoding="cp932")
+
+    assert table.cells[2].tolist()[2:] == ["返金", "返金"]
+
+
+def test_one_utf8_line_among_many_cp932_lines_is_warned_about(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Below a tenth of the lines, the file is read as CP932 and the line named."""
+    path = mixed_file(tmp_path / "appended.csv", utf8_rows=1, cp932_rows=20)
+
+    with caplog.at_level(logging.WARNING, logger="popbatch.io.csvfile"):
+        table = read_input(path)
+
+    assert table.encoding == "cp932"
+    assert [record.getMessage() for record in caplog.records] == [
+        "appended.csv is read as CP932, but line 2 is valid UTF-8 (U8-0,1000,返金): "
+        "if that row's text looks garbled in the results, the file mixes encodings"
+    ]
+
+
+@pytest.mark.parametrize(
+    "name",
+    ["orders_cp932.csv", "orders_cp932_late_kanji.csv"],
+)
+def test_cp932_files_with_rare_kanji_are_not_taken_for_mixed(name: str) -> None:
+    """髙, 﨑, ① and the rest of case 01 read as CP932 without a word."""
+    table = read_input(
+        Path(__file__).parent.parent / "data" / "cases" / "01-cp932-excel-csv" / name
+    )
+
+    assert table.encoding == "cp932"
