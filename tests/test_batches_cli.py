@@ -21,7 +21,7 @@ from journal_cli import Popbatch, Run, wait_until
 
 from popbatch import __version__
 from popbatch.config import current_user
-from popbatch.journal import Journal, JournalLock
+from popbatch.journal import Journal, JournalLock, lock_path
 from popbatch.sandbox import SandboxServer
 
 pytestmark = pytest.mark.sandbox
@@ -183,10 +183,14 @@ def test_status_shows_a_row_in_flight_of_a_killed_run(
 
     status = popbatch.command("status", "1")
 
+    run = Journal.open(popbatch.journal_path).runs(1)[0]
     assert status.exit_code == 0
     lines = status.stdout.splitlines()
     assert lines[2] == "rows: succeeded 1, in_flight 1, planned 2"
-    assert lines[3].endswith(", exit -")
+    assert lines[3] == (
+        f"run 1: {iso(run.started_at)} to - by {current_user()}@"
+        f"{socket.gethostname()}, popbatch {__version__}, exit -"
+    )
     assert lines[4:] == [
         "Review: row 3 order_id A-2: in flight, no answer recorded (a run is "
         "sending it, or stopped while it was out)"
@@ -705,13 +709,13 @@ def test_resolve_while_a_run_holds_the_journal_exits_75(
     """A run may still be sending the row: resolve waits for nothing, exit 75."""
     refused = popbatch.command("resolve", "1", "A-3", "--failed", "--note", "no")
 
+    held = json.loads(lock_path(popbatch.journal_path).read_text())
     assert refused.exit_code == 75
-    assert refused.lines[0].startswith(
+    assert refused.lines == [
         f"Error: another popbatch run is using the journal "
         f"{str(popbatch.journal_path)!r} (pid {os.getpid()}, started at "
-    )
-    assert refused.lines[1:] == [
+        f"{held['started_at']})",
         "Wait for it to finish and run the same command again; it resumes where "
-        "the batch stands."
+        "the batch stands.",
     ]
     assert popbatch.states(1)["A-3"] == "unknown"
