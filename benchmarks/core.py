@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
-from helpers import PYTHON, Sandbox, popbatch_env, run_timed
+from helpers import PYTHON, Sandbox, journal_times, popbatch_env, run_timed
 
 HERE = Path(__file__).resolve().parent
 T = TypeVar("T")
@@ -137,6 +137,8 @@ class Run:
     seconds: float
     rows: int
     arrivals: tuple[float, ...]
+    # Per row, by popbatch's own clock: (limiter released it, request left).
+    journal: tuple[tuple[float, float], ...] = ()
 
     @property
     def send_rate(self) -> float:
@@ -185,9 +187,18 @@ def plain_command(script: str, csv: Path, endpoint: str, out: Path) -> list[str]
 
 
 def checked_run(
-    sandbox: Sandbox, name: str, command: list[str], rows: int, cwd: Path
+    sandbox: Sandbox,
+    name: str,
+    command: list[str],
+    rows: int,
+    cwd: Path,
+    *,
+    journal: Path | None = None,
 ) -> Run:
-    """Reset the sandbox, run ``command``, and check one applied request per row."""
+    """Reset the sandbox, run ``command``, and check one applied request per row.
+
+    With ``journal``, the run also carries popbatch's own times from it.
+    """
     sandbox.reset()
     timed = run_timed(command, env=popbatch_env(), cwd=cwd)
     counts = sandbox.counters()
@@ -197,7 +208,8 @@ def checked_run(
             f"{counts['received']} and applied {counts['applied']} of {rows} rows; "
             f"stderr: {timed.stderr.strip()[-400:]}"
         )
-    return Run(timed.seconds, rows, tuple(sandbox.arrival_times()))
+    times = tuple(journal_times(journal)) if journal is not None else ()
+    return Run(timed.seconds, rows, tuple(sandbox.arrival_times()), times)
 
 
 def fmt_runs(values: list[float], pattern: str = "{:.2f}") -> str:

@@ -13,6 +13,7 @@ import json
 import os
 import platform
 import shutil
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -204,6 +205,33 @@ def filesystem_of(path: Path) -> str:
                 best, kind = point, fields[2]
 
     return kind
+
+
+def journal_times(journal: Path) -> list[tuple[float, float]]:
+    """For each row, when the rate limiter let it go and when its request left.
+
+    Both by popbatch's own clock, from its journal: ``first_sent_at`` is
+    taken as the limiter returns, before the intent's commit, and each
+    outcome's ``sent_at`` just before the request leaves, after it. In
+    seconds (Unix time), in row order; empty if the journal's layout is not
+    the one this reads.
+    """
+    try:
+        with sqlite3.connect(f"file:{journal}?mode=ro", uri=True) as conn:
+            found = conn.execute(
+                "SELECT first_sent_at, json_extract(outcome, '$.sent_at') FROM rows "
+                "WHERE outcome IS NOT NULL ORDER BY row"
+            ).fetchall()
+    except sqlite3.Error:
+        return []
+    return [
+        (
+            datetime.fromisoformat(released).timestamp(),
+            datetime.fromisoformat(sent).timestamp(),
+        )
+        for released, sent in found
+        if released and sent
+    ]
 
 
 def median(values: Sequence[float]) -> float:

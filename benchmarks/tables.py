@@ -29,7 +29,11 @@ METHODS = {
     "c": (
         "Scenario c: request starts are the arrival times the sandbox records "
         "(its `/_sandbox/requests`), so the client's own clock plays no part. "
-        "The achieved rate is (requests - 1) / (last arrival - first arrival)."
+        "The achieved rate is (requests - 1) / (last arrival - first arrival). "
+        "The two settings run one after the other. To explain the figures, "
+        "popbatch's own clock is read from each run's journal: when the rate "
+        "limiter let each row go (`first_sent_at`) and when its request left "
+        "(the outcome's `sent_at`); the intent's commit lies between."
     ),
     "d": (
         "Scenario d: `popbatch validate capture FILE` on generated files with one "
