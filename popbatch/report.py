@@ -396,7 +396,8 @@ def _reason(group: Group, row: RowRecord) -> str:
     if group is Group.SKIPPED:
         return "skipped"
     if row.outcome is None:
-        return "not sent"
+        # A row held back (its order is in Review in another batch) says why.
+        return row.problems[0].reason if row.problems else "not sent"
     return row.outcome.reason
 
 
@@ -416,6 +417,8 @@ def _meaning(group: Group, row: RowRecord, code: str | None) -> str:
     if row.resolution is not None:
         return f"settled as {row.resolution.outcome} by a person after checking"
     if group is Group.PENDING and row.outcome is None:
+        if row.problems:
+            return f"held, not sent: {row.problems[0].message}"
         return "not sent yet: the run stopped before this row"
     return _NO_CODE[group]
 

@@ -208,6 +208,21 @@ def check_dummy(table: InputTable, position: int, *, live: bool) -> None:
         )
 
 
+# Rejections about how Excel stored a cell, not what it says: the text read
+# from such a cell is not what the merchant typed, so it must never be
+# written back as if it were (the retry file leaves these rows out).
+EXCEL_CELL_REASONS = frozenset(
+    {
+        "merged_cells",
+        "formula_without_value",
+        "error_cell",
+        "date_cell",
+        "number_too_long",
+        "number_format_hides_digits",
+        "boolean_cell",
+    }
+)
+
 # Which typed-cell facts reject a row, by the kind of field the column holds.
 _ALWAYS = frozenset(
     {"merged_cells", "formula_without_value", "error_cell", "date_cell"}

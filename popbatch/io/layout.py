@@ -180,7 +180,7 @@ def group_layout(report: Report, group: Group) -> Layout:
             else:
                 out += [None] * len(response_fields)
         if explained:
-            out += [outcome.reason, outcome.detail] if outcome else [None, None]
+            out += _explanation(row)
         if review:
             out += _evidence(row)
         if sent:
@@ -318,3 +318,15 @@ def resolution_text(row: RowRecord) -> str | None:
         f"settled as {settled.outcome} by {settled.by} at {iso_time(settled.at)}: "
         f"{settled.note}"
     )
+
+
+def _explanation(row: RowRecord) -> list[Cell]:
+    """Reason and detail: the last answer's, or why a row was held unsent."""
+    if row.outcome is not None:
+        return [row.outcome.reason, row.outcome.detail]
+    if row.problems:
+        return [
+            row.problems[0].reason,
+            "\n".join(problem.message for problem in row.problems),
+        ]
+    return [None, None]

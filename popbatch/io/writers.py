@@ -17,7 +17,10 @@ names the rows, and results.xlsx (``io.xlsxout``) keeps them intact.
 
 The retry file holds the Failed rows and the Rejected rows, in input order
 and exactly as read, in the input's own columns and format, so that the
-merchant fixes them in one place and runs the same command on it. Review
+merchant fixes them in one place and runs the same command on it. Rows
+rejected for how Excel stored a cell (a date, a number shown with leading
+zeros, merged cells) are left out and named in the Summary: their text as
+read is not what was typed, so written back it would be sent unchanged. Review
 rows are left out on purpose (they may have been processed: sending them
 again could charge or refund twice), and so are Pending rows (running the
 original command again resumes them) and Skipped rows (already done).
@@ -43,6 +46,7 @@ from typing import Any
 from xlsxwriter.exceptions import XlsxWriterException
 
 from popbatch.errors import OutputError, UsageError
+from popbatch.io.columns import EXCEL_CELL_REASONS
 from popbatch.io.csvout import CsvOut, create_private, replacement_mark
 from popbatch.io.layout import Cell, Layout, group_layout
 from popbatch.io.summarysheet import SummarySheet
@@ -299,7 +303,7 @@ def _write_files(
 
     # summary.json says what the Summary sheet says, for monitoring.
     facts = summary_dict(report, folder=final)
-    facts["retry_file"] = retry[0] if retry is not None else None
+    facts["retry_file"] = (retry[0] or None) if retry is not None else None
     facts["notices"] = notices
     _write_summary_json(facts, staging / "summary.json")
 
@@ -405,8 +409,14 @@ def _write_retry(
         (row for group in RETRY_GROUPS for row in report.groups[group]),
         key=lambda row: row.row,
     )
+    # A cell rejected for how Excel stored it (a date, a number shown with
+    # zeros, a merged range) reads back as plausible text: written to the
+    # retry file, it would be sent unchanged next time. Such rows are fixed
+    # in the original workbook instead.
+    left_out = [row.row for row in rows if _excel_cell_rejection(row)]
+    rows = [row for row in rows if not _excel_cell_rejection(row)]
     if not rows:
-        return None
+        return None if not left_out else ("", _left_out_notice(left_out))
 
     width = len(batch.headers)
     cells = [_padded(row.cells, width) for row in rows]
@@ -433,10 +443,27 @@ def _write_retry(
         for group in RETRY_GROUPS
         if report.groups[group]
     )
-    return name, (
+    notice = (
         f"{name} holds the {counts} rows as read, in the input's columns and format: "
         "fix them and run the same command on it. Review rows are not in it: "
         "check them in the merchant portal first."
+    )
+    if left_out:
+        notice += " " + _left_out_notice(left_out)
+    return name, notice
+
+
+def _excel_cell_rejection(row: RowRecord) -> bool:
+    return any(problem.reason in EXCEL_CELL_REASONS for problem in row.problems)
+
+
+def _left_out_notice(rows: list[int]) -> str:
+    return (
+        f"{'Row' if len(rows) == 1 else 'Rows'} {name_rows(rows)} "
+        f"{'was' if len(rows) == 1 else 'were'} rejected for how Excel stored a "
+        "cell (a date, a number shown with leading zeros, merged cells...) and "
+        "are not in the retry file: fix them in the original workbook and run it "
+        "again."
     )
 
 

@@ -14,7 +14,6 @@ import re
 from pathlib import Path
 
 import openpyxl
-import pytest
 from e2e_runs import (
     CASES,
     Popbatch,
@@ -317,23 +316,18 @@ def test_variant_merge_across_one_row_rejects_it(
     }
 
 
-@pytest.mark.xfail(
-    reason="io/writers.py: _write_retry writes retry.xlsx without the input's merged "
-    "ranges, so the rows rejected for D2:D4 and C5:C6 come back unmerged: run "
-    "unchanged, it sends MG-001 and MG-004 with their anchor values (capture "
-    "false, 3000) and MG-002 and MG-003 with no capture key (API default true, "
-    "against the FALSE the sheet shows)",
-    strict=True,
-)
-def test_case_21_retry_workbook_run_unchanged_sends_no_merged_row(
-    popbatch: Popbatch, tmp_path: Path
+def test_case_21_rows_rejected_for_merges_stay_out_of_the_retry_workbook(
+    popbatch: Popbatch,
 ) -> None:
-    """The rows rejected for merges stay unsendable in retry.xlsx until fixed."""
+    """Unmerged, MG-002 would read as 'capture not set' (true): never written back."""
     seed_originals(popbatch, *(f"OLD-00{n}" for n in range(1, 7)))
 
     first = popbatch.run("reauthorize", CASE_21 / "merged.xlsx", "--skip-invalid")
-    retry = tmp_path / "retry.xlsx"
-    retry.write_bytes((first.folder / "retry.xlsx").read_bytes())
-    popbatch.run("reauthorize", retry, "--skip-invalid")
 
+    assert not (first.folder / "retry.xlsx").exists()
+    assert first.summary()["retry_file"] is None
+    assert any(
+        notice.startswith("Rows 2, 3, 4, 5, 6 were rejected for how Excel stored a cell")
+        for notice in first.summary()["notices"]
+    ), first.summary()["notices"]
     assert list(popbatch.sent()) == ["MG-006"]

@@ -300,13 +300,6 @@ def test_variant_an_order_in_review_is_held_in_another_file(
     assert run.column("Succeeded", "result_code") == {"HR-3": "R001"}
 
 
-@pytest.mark.xfail(
-    reason="io/layout.py: group_layout fills the Pending sheet's and pending.csv's "
-    "reason/detail from row.outcome only; a row held by plan.judge_row "
-    "(order_in_review) has no outcome, so its Problem never reaches the results "
-    "files (both cells empty)",
-    strict=True,
-)
 def test_variant_a_held_row_says_why_in_the_pending_sheet(
     popbatch: Popbatch, tmp_path: Path
 ) -> None:
@@ -318,13 +311,6 @@ def test_variant_a_held_row_says_why_in_the_pending_sheet(
     assert run.twin("pending.csv")["detail"].tolist() == [HELD]
 
 
-@pytest.mark.xfail(
-    reason="report.py: _reason/_meaning label a Pending row without an outcome "
-    "'(not sent)' / 'not sent yet: the run stopped before this row', also when "
-    "the run did not stop and the row was held by a rule (order_in_review); the "
-    "Summary sheet and summary.json result_codes say so",
-    strict=True,
-)
 def test_variant_a_held_row_is_not_summarised_as_a_stopped_run(
     popbatch: Popbatch, tmp_path: Path
 ) -> None:
