@@ -48,15 +48,15 @@ class Sizes:
 QUICK = Sizes(
     capture_rows=2_000,
     latency_rows=3_000,
-    latency_loop_rows=300,
-    rate_seconds=10,
+    latency_loop_rows=200,
+    rate_seconds=8,
     csv_rows=1_000_000,
     xlsx_rows=100_000,
     results_rows=100_000,
     results_unpaused=False,
     profile_rows=1_000,
     cprofile_rows=500,
-    throughput_seconds=3,
+    throughput_seconds=2,
     repeat=3,
 )
 FULL = Sizes(
