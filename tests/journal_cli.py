@@ -19,7 +19,7 @@ import re
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -148,7 +148,7 @@ class Popbatch:
         path: Path,
         *options: str,
         endpoint: str | None = None,
-        env: dict[str, str | None] | None = None,
+        env: Mapping[str, str | None] | None = None,
         input: str | None = None,
     ) -> Run:
         """``popbatch OPERATION FILE`` against the sandbox, with no rate limit."""
@@ -176,7 +176,7 @@ class Popbatch:
         self,
         argv: list[str],
         *,
-        env: dict[str, str | None] | None = None,
+        env: Mapping[str, str | None] | None = None,
         input: str | None = None,
     ) -> Run:
         """Run the command line in process and return what the user saw."""

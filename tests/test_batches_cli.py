@@ -13,6 +13,7 @@ import socket
 import subprocess
 import sys
 from collections.abc import Iterator
+from datetime import datetime
 from pathlib import Path
 
 import openpyxl
@@ -49,10 +50,10 @@ def with_review(popbatch: Popbatch, sandbox: SandboxServer) -> Run:
     return run
 
 
-def iso(moment: object) -> str:
+def iso(moment: datetime | None) -> str:
     """A journal time as status shows it."""
     assert moment is not None
-    return moment.isoformat(timespec="seconds")  # type: ignore[attr-defined]
+    return moment.isoformat(timespec="seconds")
 
 
 # --- status -------------------------------------------------------------------------
