@@ -275,6 +275,19 @@ def _profile(bench: Bench) -> list[str]:
     ):
         finding = FINDINGS.get(name, "popbatch's own; no change proposed at this size.")
         lines.append(f"{number}. **{name}**, {seconds / whole:.0%}: {finding}")
+    biggest = {name for name, _ in sorted(leaves, key=lambda leaf: -leaf[1])[:5]}
+    smaller = [
+        (name, seconds)
+        for name, seconds in leaves
+        if name not in biggest and name in FINDINGS and seconds > 0
+    ]
+    if smaller:
+        lines += ["", "Smaller costs with a finding:", ""]
+        lines += [
+            f"- **{name}**, {seconds / rows * 1000:.3f} ms a row "
+            f"({seconds / whole:.1%}): {FINDINGS[name]}"
+            for name, seconds in sorted(smaller, key=lambda leaf: -leaf[1])
+        ]
     journal = {row["phase"]: row for row in phases["phases"]}.get(
         "journal commits (recorder thread)"
     )
