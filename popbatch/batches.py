@@ -40,15 +40,34 @@ _STATE_ORDER = (
 )
 
 
+# Skipped rows that need a person: a refund refused as a repeat or as more
+# than popbatch captured, and a row that asks for something else than what
+# an earlier batch did. "Already done" needs nobody.
+NEEDS_A_PERSON = frozenset(
+    {"repeat_refund", "refund_exceeds_capture", "already_done_differs"}
+)
+
+
 def batch_exit_code(rows: Iterable[RowRecord], stopped: ExitCode | None) -> ExitCode:
-    """DESIGN.md's exit code for a batch: the first of 130/143, 78, 75, 3, 1."""
-    groups = {row.group for row in rows}
+    """DESIGN.md's exit code for a batch: the first of 130/143, 78, 75, 3, 1.
+
+    Besides Failed and Rejected rows, a Skipped row refused by a rule that
+    needs a person's decision counts as failed (exit 1), so that cron,
+    which hears only of runs that do not exit 0, reports it.
+    """
     codes = [stopped] if stopped is not None else []
+    groups = set()
+    refused = False
+    for row in rows:
+        group = row.group
+        groups.add(group)
+        if group is Group.SKIPPED and not refused:
+            refused = any(problem.reason in NEEDS_A_PERSON for problem in row.problems)
     if Group.PENDING in groups:
         codes.append(ExitCode.TRY_AGAIN_LATER)
     if Group.REVIEW in groups:
         codes.append(ExitCode.REVIEW)
-    if Group.FAILED in groups or Group.REJECTED in groups:
+    if Group.FAILED in groups or Group.REJECTED in groups or refused:
         codes.append(ExitCode.ROWS_FAILED)
 
     return combine_exit_codes(codes)

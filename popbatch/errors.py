@@ -48,7 +48,7 @@ class ExitCode(IntEnum):
 
 _MEANINGS = {
     ExitCode.OK: "every row succeeded or was already done",
-    ExitCode.ROWS_FAILED: "some rows failed at POP or were rejected",
+    ExitCode.ROWS_FAILED: "some rows failed at POP, were rejected, or need a decision",
     ExitCode.USAGE: "bad usage",
     ExitCode.REVIEW: "some outcomes are unknown: check the Review rows",
     ExitCode.INPUT_REFUSED: "the input is refused and nothing was sent",

@@ -297,6 +297,6 @@ def _tally(rows: int, amount: int) -> str:
 
 
 EXIT_OK = "Exit 0: every row succeeded or was already done"
-EXIT_FAILED = "Exit 1: some rows failed at POP or were rejected"
+EXIT_FAILED = "Exit 1: some rows failed at POP, were rejected, or need a decision"
 EXIT_REVIEW = "Exit 3: some outcomes are unknown: check the Review rows"
 EXIT_LATER = "Exit 75: try again later: rows are still pending or the journal is busy"

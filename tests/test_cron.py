@@ -78,7 +78,7 @@ def test_a_quiet_run_with_a_failed_row_prints_the_summary_and_exits_1(ws):
             failed="  Failed           1 row            2,000 yen\n",
         )
         + "Results: WORK/out/captures-capture-batch1\n"
-        "Exit 1: some rows failed at POP or were rejected\n"
+        "Exit 1: some rows failed at POP, were rejected, or need a decision\n"
     )
 
 

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pytest
 from journal_cli import (
+    EXIT_FAILED,
     EXIT_LATER,
     EXIT_OK,
     LIVE_KEY,
@@ -89,7 +90,7 @@ def test_a_reauthorize_row_that_differs_in_any_field_is_flagged(
 
     second = popbatch.run("reauthorize", changed)
 
-    assert second.exit_code == 0
+    assert second.exit_code == 1
     assert reasons(popbatch, 2) == {
         "NEW-1": "already done in batch 1 (row 2) with capture true; this row asks "
         "capture false, so it was not sent: check which is right"
@@ -273,7 +274,7 @@ def test_a_partial_refund_repeating_an_earlier_one_is_refused_unless_allowed(
 
     refused = popbatch.run("cancel", repeat)
 
-    assert refused.exit_code == 0
+    assert refused.exit_code == 1
     assert refused.lines == [
         "sending 1 row",
         "1 row would repeat a refund that already succeeded (same order, same "
@@ -281,7 +282,7 @@ def test_a_partial_refund_repeating_an_earlier_one_is_refused_unless_allowed(
         *summary(
             2,
             refused.folder,
-            EXIT_OK,
+            EXIT_FAILED,
             operation="cancel",
             succeeded=(1, 300),
             skipped=(1, 500),
@@ -330,7 +331,7 @@ def test_refunds_of_an_order_popbatch_captured_may_not_exceed_the_capture(
     over = popbatch.run("cancel", popbatch.write_csv("refund-2.csv", [("P-1", 500)]))
     rest = popbatch.run("cancel", popbatch.write_csv("refund-3.csv", [("P-1", 400)]))
 
-    assert over.exit_code == 0
+    assert over.exit_code == 1
     assert over.lines[0] == (
         "1 row would refund more than popbatch captured for the order and was "
         "not sent (row 2): see Skipped"
@@ -420,13 +421,13 @@ def test_case_15_the_duplicates_skipped_then_the_fixed_file_twice(
     second = popbatch.run("cancel", fixed)
 
     assert skipped.exit_code == 1
-    assert first.exit_code == 0
+    assert first.exit_code == 1
     assert first.group_of() == {
         "RF-001": "Succeeded",
         "RF-002": "Skipped",
         "RF-003": "Succeeded",
     }
-    assert second.exit_code == 0
+    assert second.exit_code == 1
     assert popbatch.received(["RF-001", "RF-002", "RF-003"]) == {
         "RF-001": 1,
         "RF-002": 1,

@@ -119,7 +119,7 @@ def test_capture_prints_progress_and_the_summary_on_stderr_only(ws):
         "  adds up: 2 rows in the groups = 2 rows in the input, "
         "3,500 yen = 3,500 yen\n"
         "Results: WORK/out/captures-capture-batch1\n"
-        "Exit 1: some rows failed at POP or were rejected\n"
+        "Exit 1: some rows failed at POP, were rejected, or need a decision\n"
     )
 
 

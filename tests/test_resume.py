@@ -471,12 +471,12 @@ def test_a_row_whose_amount_differs_from_what_was_done_is_flagged_in_skipped(
 
     second = popbatch.run("capture", changed)
 
-    assert second.exit_code == 0
+    assert second.exit_code == 1
     assert second.lines == [
         "1 row was already done in an earlier batch: skipped, not sent again",
         "1 row differs from what an earlier batch already did and was not sent "
         "(row 3): see Skipped, and check which is right",
-        *summary(2, second.folder, EXIT_OK, skipped=(2, 2200)),
+        *summary(2, second.folder, EXIT_FAILED, skipped=(2, 2200)),
     ]
     assert popbatch.rows(2)[1].problems[0].message == (
         "already done in batch 1 (row 3) with amount 1,000; this row asks amount "

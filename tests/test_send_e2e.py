@@ -648,7 +648,7 @@ def test_declines_are_failed_and_never_stop_the_batch(
         "declined by the payment gateway: 無効カードです。 (RM01, gateway code "
         "AG48000000000000)",
     )
-    assert ran.said[-1] == "Exit 1: some rows failed at POP or were rejected"
+    assert ran.said[-1] == "Exit 1: some rows failed at POP, were rejected, or need a decision"
     for order_id in orders:
         assert_one_body(sandbox, order_id, times=1)
 

@@ -605,7 +605,7 @@ def test_summary_says_what_ran_who_ran_it_and_when(written: Path) -> None:
     assert summary_value(sheet, "Option rate") == "5.0"
     assert (
         summary_value(sheet, "Exit code")
-        == "1: some rows failed at POP or were rejected"
+        == "1: some rows failed at POP, were rejected, or need a decision"
     )
     assert not any("key" in str(row[0]).lower() for row in values(sheet))
 
@@ -976,7 +976,7 @@ def test_summary_json_is_what_monitoring_reads(written: Path) -> None:
 
     assert found["batch_id"] == 12
     assert found["exit_code"] == 1
-    assert found["exit_meaning"] == "some rows failed at POP or were rejected"
+    assert found["exit_meaning"] == "some rows failed at POP, were rejected, or need a decision"
     assert found["groups"]["succeeded"] == {
         "rows": 4,
         "amount": 13000,

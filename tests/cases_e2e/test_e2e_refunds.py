@@ -110,7 +110,7 @@ def test_case_15_the_same_refunds_re_saved_are_skipped_not_sent(
     popbatch.run("cancel", path)
     run = popbatch.run("cancel", again)
 
-    assert run.exit_code == 0, run.stderr
+    assert run.exit_code == 1, run.stderr
     assert popbatch.sandbox.received() == 3
     skipped = run.column("Skipped", "reason")
     assert skipped == {
