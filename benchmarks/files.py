@@ -9,7 +9,15 @@ from pathlib import Path
 
 import data
 from core import HERE, Bench, BenchError, Figure, alternate, fmt_runs
-from helpers import PYTHON, Timed, median, popbatch_env, run_timed, scratch_folder
+from helpers import (
+    PYTHON,
+    Timed,
+    load,
+    median,
+    popbatch_env,
+    run_timed,
+    scratch_folder,
+)
 
 # -- d: large input ---------------------------------------------------------------
 
@@ -116,6 +124,9 @@ def results_writing(bench: Bench) -> None:
             "< 30 s",
             seconds < 30,
             fmt_runs(walls, "{:.1f} s"),
+            f"Its CPU time is {median([cpu for _, cpu in ours]):.1f} s (median); "
+            f"the rest of the wall time was spent waiting for a CPU on a shared "
+            f"machine (load average {load()} at the end).",
         )
     )
     bench.figures.append(
