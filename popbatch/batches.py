@@ -24,7 +24,7 @@ from popbatch.errors import (
 )
 from popbatch.io.writers import results_folder_name, write_results
 from popbatch.journal import Journal, JournalLock
-from popbatch.report import build_report
+from popbatch.report import build_report, reporting_run
 from popbatch.rows import BatchRecord, Group, RowRecord, RowState
 
 _STATE_ORDER = (
@@ -207,13 +207,13 @@ def rebuild_results(
 
     # A run killed before its end recorded no exit code: the batch's rows
     # say what it would have been.
-    run = runs[-1]
+    last = runs[-1]
     exit_code = (
-        ExitCode(run.exit_code)
-        if run.exit_code is not None
+        ExitCode(last.exit_code)
+        if last.exit_code is not None
         else batch_exit_code(rows, None)
     )
-    report = build_report(batch, run, rows, exit_code=exit_code)
+    report = build_report(batch, reporting_run(runs, rows), rows, exit_code=exit_code)
     return write_results(
         report, out_dir / results_folder_name(batch), csv_encoding=csv_encoding
     )

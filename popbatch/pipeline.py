@@ -30,7 +30,13 @@ from popbatch.io.writers import CsvOut, results_folder_name, write_results
 from popbatch.journal import Journal, JournalLock, RowUpdate, batch_key
 from popbatch.operations import OPERATIONS, Operation
 from popbatch.plan import check_control_totals, judge_row, plan_rows
-from popbatch.report import Report, build_report, name_rows, summary_lines
+from popbatch.report import (
+    Report,
+    build_report,
+    name_rows,
+    reporting_run,
+    summary_lines,
+)
 from popbatch.rows import BatchRecord, Outcome, RowRecord, RowState, RunRecord
 from popbatch.schema import Validation, validate
 from popbatch.sender import Sender, StopSignal
@@ -339,7 +345,7 @@ def _send_and_report(
         when = batch.finished_at if batch.finished_at and not sender.sent else finished
         journal.finish_batch(batch.id, exit_code=int(exit_code), finished_at=when)
     batch = journal.get_batch(batch.id)
-    run = journal.runs(batch.id)[-1]
+    run = reporting_run(journal.runs(batch.id), final_rows)
 
     report = build_report(batch, run, final_rows, exit_code=exit_code)
     folder = options.out_dir / results_folder_name(batch)

@@ -203,6 +203,27 @@ class Report:
         return sum(len(rows) for rows in self.full_refunds.values())
 
 
+def reporting_run(runs: Sequence[RunRecord], rows: Iterable[RowRecord]) -> RunRecord:
+    """The run the results describe: the last one that sent requests.
+
+    A run that resumed a finished batch sends nothing; its results keep the
+    times, person and options of the run that did the work, so re-running
+    a finished file never rewrites the record of when the money moved.
+    """
+    if not runs:
+        raise ValueError("a batch without runs has no results")
+    sent = [
+        row.outcome.sent_at
+        for row in rows
+        if row.outcome is not None and row.outcome.sent_at is not None
+    ]
+    if not sent:
+        return runs[0]
+    last = max(sent)
+    earlier = [run for run in runs if run.started_at <= last]
+    return earlier[-1] if earlier else runs[0]
+
+
 def build_report(
     batch: BatchRecord,
     run: RunRecord,
