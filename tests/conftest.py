@@ -13,18 +13,25 @@ can seed, script and break the sandbox as it likes without tidying up.
 
 ``make_sandbox`` starts extra sandboxes with their own settings (another
 base path, always-200 statuses, a seed file), stopped after the test.
+
+``popbatch`` is the command line for one test, pointed at the sandbox, with
+a journal and an output folder in ``tmp_path`` (see ``harness.Popbatch``);
+``ws`` is the same with ``tmp_path`` as the working folder and one request
+at a time, for the tests that compare whole outputs. ``tokyo`` runs a
+test in Tokyo's time zone.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
+from harness import LIVE_KEY, Popbatch
 
 from popbatch.sandbox import SandboxConfig, SandboxServer
-
-SANDBOX_LIVE_KEY = "Live-POP-Server-Key"
 
 
 @pytest.fixture(scope="session")
@@ -56,7 +63,7 @@ def sandbox() -> Iterator[SandboxServer]:
         ``sandbox.requests("A-1")`` (exact ``.body`` bytes, ``.json``,
         ``.headers`` without Authorization), ``sandbox.counters()``.
     """
-    server = SandboxServer(SandboxConfig(live_keys=(SANDBOX_LIVE_KEY,))).start()
+    server = SandboxServer(SandboxConfig(live_keys=(LIVE_KEY,))).start()
     yield server
     server.stop()
 
@@ -80,7 +87,7 @@ def make_sandbox() -> Iterator[Callable[..., SandboxServer]]:
     started: list[SandboxServer] = []
 
     def make(**settings: Any) -> SandboxServer:
-        settings.setdefault("live_keys", (SANDBOX_LIVE_KEY,))
+        settings.setdefault("live_keys", (LIVE_KEY,))
         server = SandboxServer(SandboxConfig(**settings)).start()
         started.append(server)
         return server
@@ -88,3 +95,36 @@ def make_sandbox() -> Iterator[Callable[..., SandboxServer]]:
     yield make
     for server in started:
         server.stop()
+
+
+@pytest.fixture
+def tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
+    """Run the test in Tokyo's time zone (TZ=Asia/Tokyo), as the finance team does."""
+    monkeypatch.setenv("TZ", "Asia/Tokyo")
+    time.tzset()
+    yield
+    monkeypatch.undo()
+    time.tzset()
+
+
+@pytest.fixture
+def popbatch(sandbox: SandboxServer, tmp_path: Path) -> Iterator[Popbatch]:
+    """The popbatch command line for one test, pointed at the sandbox."""
+    command_line = Popbatch(tmp_path, sandbox)
+    yield command_line
+    command_line.close()
+
+
+@pytest.fixture
+def ws(
+    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> Iterator[Popbatch]:
+    """A workspace folder, also the working folder, wired to the sandbox.
+
+    Its runs send one request at a time, so that bodies and output come in
+    the order of the file.
+    """
+    monkeypatch.chdir(tmp_path)
+    workspace = Popbatch(tmp_path, sandbox, concurrency=1)
+    yield workspace
+    workspace.close()

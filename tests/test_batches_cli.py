@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import socket
 import subprocess
 import sys
@@ -18,7 +17,8 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from journal_cli import Popbatch, Run, wait_until
+from harness import Popbatch, wait_until
+from run_output import Run
 
 from popbatch import __version__
 from popbatch.config import current_user
@@ -32,11 +32,11 @@ BAD_GATEWAY = {"status": 502, "body": "<html>Bad gateway</html>"}
 
 
 @pytest.fixture
-def popbatch(sandbox: SandboxServer, tmp_path: Path) -> Popbatch:
-    """The command line for this test, with its own journal, on the sandbox."""
+def popbatch(popbatch: Popbatch) -> Popbatch:
+    """The command line for this test, with ORDERS authorised in the sandbox."""
     for order_id in ORDERS:
-        sandbox.add_order(order_id, 5000)
-    return Popbatch(sandbox, tmp_path)
+        popbatch.sandbox.add_order(order_id, 5000)
+    return popbatch
 
 
 @pytest.fixture
@@ -85,13 +85,13 @@ def test_status_of_one_batch_names_its_runs_and_its_review_rows(
     status = popbatch.command("status", "1")
 
     batch = popbatch.batch(1)
-    run = Journal.open(popbatch.journal_path).runs(1)[0]
+    run = Journal.open(popbatch.journal).runs(1)[0]
     review = popbatch.rows(1)[2]
     assert review.outcome is not None
     assert status.exit_code == 0
     assert status.stdout.splitlines() == [
         f"batch 1: capture, test, {popbatch.sandbox.base_url}",
-        f"input: {popbatch.tmp_path / 'february.csv'} (sha256 {batch.input_sha256})",
+        f"input: {popbatch.root / 'february.csv'} (sha256 {batch.input_sha256})",
         "rows: succeeded 2, failed 1, unknown 1",
         f"run 1: {iso(run.started_at)} to {iso(run.finished_at)} by "
         f"{current_user()}@{socket.gethostname()}, popbatch {__version__}, exit 3",
@@ -148,12 +148,12 @@ def test_status_of_one_batch_names_twenty_review_rows_and_counts_the_rest(
 
 def test_status_of_a_journal_without_batches_says_so(popbatch: Popbatch) -> None:
     """An empty journal is not an error."""
-    Journal.open(popbatch.journal_path).close()
+    Journal.open(popbatch.journal).close()
 
     status = popbatch.command("status")
 
     assert status.exit_code == 0
-    assert status.stdout == f"no batches in {popbatch.journal_path}\n"
+    assert status.stdout == f"no batches in {popbatch.journal}\n"
 
 
 def test_status_of_a_batch_that_is_not_there_is_bad_usage(
@@ -164,7 +164,7 @@ def test_status_of_a_batch_that_is_not_there_is_bad_usage(
 
     assert status.exit_code == 2
     assert status.lines == [
-        f"Error: there is no batch 9 in the journal {str(popbatch.journal_path)!r}",
+        f"Error: there is no batch 9 in the journal {str(popbatch.journal)!r}",
         "popbatch status lists the batches.",
     ]
 
@@ -179,12 +179,11 @@ def test_status_shows_a_row_in_flight_of_a_killed_run(
     try:
         wait_until(lambda: sandbox.received("A-2") == 1, "A-2 to be in flight")
     finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        process.kill()
 
     status = popbatch.command("status", "1")
 
-    run = Journal.open(popbatch.journal_path).runs(1)[0]
+    run = Journal.open(popbatch.journal).runs(1)[0]
     assert status.exit_code == 0
     lines = status.stdout.splitlines()
     assert lines[2] == "rows: succeeded 1, in_flight 1, planned 2"
@@ -216,9 +215,9 @@ def test_report_rebuilds_the_same_results_from_the_journal_alone(
     """Every sheet cell and CSV byte equal; summary.json differs only in its folder."""
     original = with_review.folder
 
-    rebuilt = popbatch.command("report", "1", "--out", str(popbatch.tmp_path / "again"))
+    rebuilt = popbatch.command("report", "1", "--out", str(popbatch.root / "again"))
 
-    folder = popbatch.tmp_path / "again" / original.name
+    folder = popbatch.root / "again" / original.name
     assert rebuilt.exit_code == 0
     assert rebuilt.stdout == f"{folder}\n"
     assert sorted(path.name for path in folder.iterdir()) == sorted(
@@ -265,8 +264,7 @@ def test_report_of_a_batch_whose_last_run_was_killed_exits_as_its_rows_say(
     try:
         wait_until(lambda: sandbox.received("A-4") == 1, "A-4 to be in flight")
     finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        process.kill()
 
     rebuilt = popbatch.command("report", "1", "--out", str(popbatch.out))
 
@@ -288,7 +286,7 @@ def test_report_of_a_batch_that_is_not_there_is_bad_usage(
 
     assert rebuilt.exit_code == 2
     assert rebuilt.lines == [
-        f"Error: there is no batch 7 in the journal {str(popbatch.journal_path)!r}",
+        f"Error: there is no batch 7 in the journal {str(popbatch.journal)!r}",
         "popbatch status lists the batches.",
     ]
 
@@ -297,7 +295,7 @@ def test_report_of_a_batch_that_never_ran_says_there_are_no_results(
     popbatch: Popbatch,
 ) -> None:
     """A batch planned by a run that died before it started has nothing to show."""
-    with Journal.open(popbatch.journal_path) as journal:
+    with Journal.open(popbatch.journal) as journal:
         journal.create_batch(
             key="k",
             operation="capture",
@@ -335,10 +333,9 @@ def run_with_file_size_limit(
         "resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))\n"
         "os.execv(sys.executable, [sys.executable, '-m', 'popbatch', *sys.argv[2:]])\n"
     )
-    env = {**os.environ, **popbatch.env}
     return subprocess.run(
         [sys.executable, "-c", launcher, str(limit), *argv],
-        env={name: value for name, value in env.items() if value is not None},
+        env=popbatch.process_environment(),
         capture_output=True,
         text=True,
         check=False,
@@ -364,7 +361,7 @@ def test_a_failed_rewrite_leaves_the_previous_results_folder_as_it_was(
         "--out",
         str(popbatch.out),
         "--journal",
-        str(popbatch.journal_path),
+        str(popbatch.journal),
     )
 
     assert failed.returncode == 73
@@ -386,12 +383,12 @@ def test_a_journal_that_cannot_be_written_is_not_called_damaged(
     would make popbatch forget every batch it sent.
     """
     failed = run_with_file_size_limit(
-        popbatch, 2_000, "status", "--journal", str(popbatch.journal_path)
+        popbatch, 2_000, "status", "--journal", str(popbatch.journal)
     )
 
     assert failed.returncode == 73
     assert failed.stderr.splitlines() == [
-        f"Error: cannot use the journal {str(popbatch.journal_path)!r}: disk I/O error",
+        f"Error: cannot use the journal {str(popbatch.journal)!r}: disk I/O error",
         "Check the disk (space, permissions) and run the same command again: what "
         "the journal recorded is kept.",
     ]
@@ -407,10 +404,10 @@ def test_resolve_settles_a_review_row_keeping_who_when_and_why(
     resolved = popbatch.command(
         "resolve", "1", "A-3", "--succeeded", "--note", "captured 11/30 10:02"
     )
-    again = popbatch.run("capture", popbatch.tmp_path / "february.csv")
+    again = popbatch.run("capture", popbatch.root / "february.csv")
 
     row = popbatch.rows(1)[2]
-    events = Journal.open(popbatch.journal_path).events(1)
+    events = Journal.open(popbatch.journal).events(1)
     assert resolved.exit_code == 0
     assert resolved.stdout == (
         f"batch 1 row 4 order_id A-3: resolved as succeeded by {current_user()}\n"
@@ -435,9 +432,9 @@ def test_resolve_as_failed_keeps_the_resolution_when_the_row_is_sent_again(
     """The next run sends the row; the journal keeps who resolved it and why."""
     popbatch.command("resolve", "1", "A-3", "--failed", "--note", "not in portal")
 
-    again = popbatch.run("capture", popbatch.tmp_path / "february.csv")
+    again = popbatch.run("capture", popbatch.root / "february.csv")
 
-    events = Journal.open(popbatch.journal_path).events(1)
+    events = Journal.open(popbatch.journal).events(1)
     assert again.exit_code == 1
     assert again.group_of()["A-3"] == "Succeeded"
     assert [(event.kind, event.to_state, event.by) for event in events] == [
@@ -502,7 +499,7 @@ def test_resolving_in_a_batch_that_is_not_there_is_an_error(
 
     assert refused.exit_code == 2
     assert refused.lines == [
-        f"Error: there is no batch 4 in the journal {str(popbatch.journal_path)!r}",
+        f"Error: there is no batch 4 in the journal {str(popbatch.journal)!r}",
         "popbatch status lists the batches.",
     ]
 
@@ -558,7 +555,7 @@ def two_in_review(popbatch: Popbatch, sandbox: SandboxServer) -> None:
 
 def resolutions(popbatch: Popbatch, text: str) -> Path:
     """A resolutions file (CSV, UTF-8) with ``text``."""
-    path = popbatch.tmp_path / "settled.csv"
+    path = popbatch.root / "settled.csv"
     path.write_text(text, encoding="utf-8")
     return path
 
@@ -652,7 +649,7 @@ def test_resolve_file_that_is_missing_cannot_be_read(
     popbatch: Popbatch, two_in_review: None
 ) -> None:
     """Exit 66, as for a missing input file."""
-    missing = popbatch.tmp_path / "nowhere.csv"
+    missing = popbatch.root / "nowhere.csv"
 
     refused = popbatch.command("resolve", "1", "--file", str(missing))
 
@@ -666,7 +663,7 @@ def test_resolve_file_that_is_not_utf8_cannot_be_read(
     popbatch: Popbatch, two_in_review: None
 ) -> None:
     """Exit 66 and how to save the file."""
-    path = popbatch.tmp_path / "settled.csv"
+    path = popbatch.root / "settled.csv"
     path.write_bytes("order_id,outcome,note\nA-3,failed,見当たらない\n".encode("cp932"))
 
     refused = popbatch.command("resolve", "1", "--file", str(path))
@@ -699,8 +696,8 @@ def test_resolve_file_with_an_order_id_as_well_is_bad_usage(
 @pytest.fixture
 def held_lock(popbatch: Popbatch) -> Iterator[JournalLock]:
     """The journal's lock, held as a run in progress would hold it."""
-    Journal.open(popbatch.journal_path).close()
-    with JournalLock(popbatch.journal_path) as lock:
+    Journal.open(popbatch.journal).close()
+    with JournalLock(popbatch.journal) as lock:
         yield lock
 
 
@@ -710,11 +707,11 @@ def test_resolve_while_a_run_holds_the_journal_exits_75(
     """A run may still be sending the row: resolve waits for nothing, exit 75."""
     refused = popbatch.command("resolve", "1", "A-3", "--failed", "--note", "no")
 
-    held = json.loads(lock_path(popbatch.journal_path).read_text())
+    held = json.loads(lock_path(popbatch.journal).read_text())
     assert refused.exit_code == 75
     assert refused.lines == [
         f"Error: another popbatch run is using the journal "
-        f"{str(popbatch.journal_path)!r} (pid {os.getpid()}, started at "
+        f"{str(popbatch.journal)!r} (pid {os.getpid()}, started at "
         f"{held['started_at']})",
         "Wait for it to finish and run the same command again; it resumes where "
         "the batch stands.",

@@ -16,27 +16,17 @@ from types import SimpleNamespace
 
 import click
 import pytest
-from cli_helpers import ROOT, SAMPLE_DATA, Workspace
 from click.testing import CliRunner
+from harness import ROOT, SAMPLE_DATA, Popbatch
 
 from popbatch import __version__, pipeline
 from popbatch.cli import Progress, main
 from popbatch.journal import JournalLock
 from popbatch.rows import RowState
-from popbatch.sandbox import SandboxServer
 
 
 @pytest.fixture
-def ws(
-    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Workspace:
-    """A workspace folder, also the working folder, wired to the sandbox."""
-    monkeypatch.chdir(tmp_path)
-    return Workspace(tmp_path, sandbox)
-
-
-@pytest.fixture
-def one_row(ws: Workspace) -> Path:
+def one_row(ws: Popbatch) -> Path:
     """A valid one-row capture file whose order the sandbox knows."""
     ws.sandbox.add_order("A-1", 1000)
     return ws.write("one.csv", "order_id,amount\nA-1,1000\n")
@@ -47,7 +37,7 @@ def one_row(ws: Workspace) -> Path:
 
 def test_an_option_value_of_the_wrong_type_is_bad_usage(ws):
     """click's own message, with the usage line, and exit 2."""
-    result = ws.run("capture", "one.csv", "--rate", "fast")
+    result = ws.invoke("capture", "one.csv", "--rate", "fast")
 
     assert result.exit_code == 2
     assert result.stderr == (
@@ -60,7 +50,7 @@ def test_an_option_value_of_the_wrong_type_is_bad_usage(ws):
 
 def test_a_missing_file_argument_is_bad_usage(ws):
     """popbatch capture without FILE: exit 2."""
-    result = ws.run("capture")
+    result = ws.invoke("capture")
 
     assert result.exit_code == 2
     assert result.stderr == (
@@ -73,7 +63,7 @@ def test_a_missing_file_argument_is_bad_usage(ws):
 
 def test_an_unknown_command_is_bad_usage(ws):
     """A misspelt command: exit 2."""
-    result = ws.run("captrue", "one.csv")
+    result = ws.invoke("captrue", "one.csv")
 
     assert result.exit_code == 2
     assert result.stderr == (
@@ -86,7 +76,7 @@ def test_an_unknown_command_is_bad_usage(ws):
 
 def test_an_amount_option_that_is_not_whole_yen_is_bad_usage(ws):
     """--max-total 1.5 is refused before anything is read."""
-    result = ws.run("capture", "one.csv", "--max-total", "1.5")
+    result = ws.invoke("capture", "one.csv", "--max-total", "1.5")
 
     assert result.exit_code == 2
     assert result.stderr == (
@@ -100,7 +90,7 @@ def test_an_amount_option_that_is_not_whole_yen_is_bad_usage(ws):
 
 def test_an_amount_option_takes_thousands_separators(ws, one_row):
     """--expect-total 1,000 is the whole number 1000."""
-    result = ws.operation(
+    result = ws.run(
         "capture", "one.csv", "--expect-total", "1,000", "--max-total", "1_000", "-q"
     )
 
@@ -109,7 +99,7 @@ def test_an_amount_option_takes_thousands_separators(ws, one_row):
 
 def test_resolve_without_an_outcome_is_bad_usage(ws):
     """resolve needs ORDER_ID with --succeeded/--failed and --note, or --file."""
-    result = ws.run("resolve", "1", "A-1", "--journal", str(ws.journal))
+    result = ws.invoke("resolve", "1", "A-1", "--journal", str(ws.journal))
 
     assert result.exit_code == 2
     assert result.stderr == (
@@ -123,7 +113,7 @@ def test_resolve_without_an_outcome_is_bad_usage(ws):
 
 def test_a_missing_file_exits_66(ws):
     """The file named is not there."""
-    result = ws.operation("capture", "orders.csv")
+    result = ws.run("capture", "orders.csv")
 
     assert result.exit_code == 66
     assert result.stderr == (
@@ -135,7 +125,7 @@ def test_a_file_in_no_known_encoding_exits_66(ws):
     """Bytes that are neither UTF-8 nor CP932: named, never decoded lossily."""
     (ws.root / "orders.csv").write_bytes(b"order_id,amount\n\x81\xff,100\n")
 
-    result = ws.operation("capture", "orders.csv")
+    result = ws.run("capture", "orders.csv")
 
     assert result.exit_code == 66
     assert result.stderr == (
@@ -149,7 +139,7 @@ def test_csv_text_under_an_xlsx_name_exits_66(ws):
     """A CSV renamed to .xlsx is not read as a workbook."""
     ws.write("orders.xlsx", "order_id,amount\nA-1,1000\n")
 
-    result = ws.operation("capture", "orders.xlsx")
+    result = ws.run("capture", "orders.xlsx")
 
     assert result.exit_code == 66
     assert result.stderr == (
@@ -162,7 +152,7 @@ def test_a_sheet_that_is_not_there_exits_66(ws):
     """--sheet with a name the workbook lacks lists the sheets it has."""
     path = SAMPLE_DATA / "month_end_captures.xlsx"
 
-    result = ws.operation("capture", str(path), "--sheet", "Orders")
+    result = ws.run("capture", str(path), "--sheet", "Orders")
 
     assert result.exit_code == 66
     assert result.stderr == (
@@ -175,7 +165,7 @@ def test_a_file_without_a_required_column_is_refused_with_65(ws):
     """A file-level refusal: one line naming the column and its aliases."""
     ws.write("orders.csv", "order_id,memo\nA-1,x\n")
 
-    result = ws.operation("capture", "orders.csv")
+    result = ws.run("capture", "orders.csv")
 
     assert result.exit_code == 65
     assert result.stderr == (
@@ -192,7 +182,7 @@ def test_invalid_rows_refuse_the_run_with_a_table_and_a_rejected_file(ws):
     ws.sandbox.add_order("A-1", 1000)
     ws.write("orders.csv", "order_id,amount\nA-1,1000\nA 2,500\n注文-3,1.5\n")
 
-    result = ws.operation("capture", "orders.csv")
+    result = ws.run("capture", "orders.csv")
 
     assert result.exit_code == 65
     assert result.stdout == ""
@@ -221,7 +211,7 @@ def test_invalid_rows_refuse_the_run_with_a_table_and_a_rejected_file(ws):
 
 def test_no_key_exits_78_before_the_file_is_read(ws):
     """No POP_SERVER_KEY and no --server-key-file: the hint names --dry-run."""
-    result = ws.operation("capture", "not-read-yet.csv", key=None)
+    result = ws.run("capture", "not-read-yet.csv", key=None)
 
     assert result.exit_code == 78
     assert result.stderr == (
@@ -235,9 +225,7 @@ def test_a_key_file_readable_by_others_exits_77_with_the_chmod_hint(ws, one_row)
     key_file = ws.write("pop.key", "Test-POP-Server-Key\n")
     key_file.chmod(0o644)
 
-    result = ws.operation(
-        "capture", "one.csv", "--server-key-file", "pop.key", key=None
-    )
+    result = ws.run("capture", "one.csv", "--server-key-file", "pop.key", key=None)
 
     assert result.exit_code == 77
     assert result.stderr == (
@@ -249,7 +237,7 @@ def test_a_key_file_readable_by_others_exits_77_with_the_chmod_hint(ws, one_row)
 
 def test_a_missing_key_file_exits_78(ws, one_row):
     """--server-key-file naming nothing."""
-    result = ws.operation("capture", "one.csv", "--server-key-file", "pop.key")
+    result = ws.run("capture", "one.csv", "--server-key-file", "pop.key")
 
     assert result.exit_code == 78
     assert result.stderr == (
@@ -262,7 +250,7 @@ def test_the_key_file_wins_over_the_environment(ws, one_row):
     key_file = ws.write("pop.key", "Test-POP-Server-Key\n")
     key_file.chmod(0o600)
 
-    result = ws.operation(
+    result = ws.run(
         "capture", "one.csv", "--server-key-file", "pop.key", "-q", key="wrong"
     )
 
@@ -272,7 +260,7 @@ def test_the_key_file_wins_over_the_environment(ws, one_row):
 
 def test_a_rejected_key_stops_the_batch_with_78(ws, one_row):
     """RC17 from POP: the row fails, the batch stops, exit 78."""
-    result = ws.operation("capture", "one.csv", "-q", key="not-the-key")
+    result = ws.run("capture", "one.csv", "-q", key="not-the-key")
 
     assert result.exit_code == 78
     assert ws.sandbox.applied() == 0
@@ -285,7 +273,7 @@ def test_a_journal_held_by_another_run_exits_75(ws, one_row):
     """One run at a time per journal; the message names the holder."""
     started = datetime(2026, 11, 30, 23, 0, tzinfo=UTC)
     with JournalLock(ws.journal, clock=lambda: started):
-        result = ws.operation("capture", "one.csv")
+        result = ws.run("capture", "one.csv")
 
     assert result.exit_code == 75
     assert result.stderr == (
@@ -301,10 +289,13 @@ def test_an_output_folder_that_cannot_be_made_exits_73_before_sending(ws, one_ro
     """--out under a file: refused before the first request."""
     ws.write("taken", "a file, not a folder\n")
 
-    result = ws.run(
+    result = ws.invoke(
         "capture",
         "one.csv",
-        *ws.common()[:4],
+        "--endpoint",
+        ws.sandbox.base_url,
+        "--journal",
+        str(ws.journal),
         "--out",
         "taken/results",
         "--rate",
@@ -322,7 +313,7 @@ def test_an_output_folder_that_cannot_be_made_exits_73_before_sending(ws, one_ro
 
 def test_a_log_file_that_cannot_be_opened_exits_73(ws, one_row):
     """--log-file in a folder that is not there."""
-    result = ws.operation("capture", "one.csv", "--log-file", "no/such/run.log")
+    result = ws.run("capture", "one.csv", "--log-file", "no/such/run.log")
 
     assert result.exit_code == 73
     assert result.stderr == (
@@ -334,7 +325,7 @@ def test_a_log_file_that_cannot_be_opened_exits_73(ws, one_row):
 
 def test_an_endpoint_that_is_not_a_url_exits_78(ws, one_row):
     """A host without http:// is refused before anything is planned."""
-    result = ws.run("capture", "one.csv", "--endpoint", "pay3.veritrans.co.jp")
+    result = ws.invoke("capture", "one.csv", "--endpoint", "pay3.veritrans.co.jp")
 
     assert result.exit_code == 78
     assert result.stderr == (
@@ -356,7 +347,7 @@ def test_an_internal_error_is_one_line_without_a_traceback(ws, one_row, monkeypa
     """A bug: exit 70, the exception's type, the --debug hint; no traceback."""
     monkeypatch.setattr(pipeline, "read_and_validate", _explode)
 
-    result = ws.operation("capture", "one.csv")
+    result = ws.run("capture", "one.csv")
 
     assert result.exit_code == 70
     assert result.stderr == (
@@ -370,7 +361,7 @@ def test_an_internal_error_with_debug_shows_the_traceback(ws, one_row, monkeypat
     """--debug: the traceback first, then the same message and exit code."""
     monkeypatch.setattr(pipeline, "read_and_validate", _explode)
 
-    result = ws.operation("capture", "one.csv", "--debug")
+    result = ws.run("capture", "one.csv", "--debug")
 
     assert result.exit_code == 70
     assert result.stderr.startswith("Traceback (most recent call last):\n")
@@ -384,7 +375,7 @@ def test_an_internal_error_with_debug_shows_the_traceback(ws, one_row, monkeypat
 
 def test_a_user_error_with_debug_keeps_its_exit_code(ws):
     """--debug adds the traceback to a PopbatchError; the exit code stays 66."""
-    result = ws.operation("capture", "orders.csv", "--debug")
+    result = ws.run("capture", "orders.csv", "--debug")
 
     assert result.exit_code == 66
     assert result.stderr.startswith("Traceback (most recent call last):\n")
@@ -395,9 +386,9 @@ def test_a_user_error_with_debug_keeps_its_exit_code(ws):
 
 def test_debug_in_one_run_does_not_leak_into_the_next(ws):
     """--debug is per invocation, not a setting that sticks in the process."""
-    ws.operation("capture", "orders.csv", "--debug")
+    ws.run("capture", "orders.csv", "--debug")
 
-    result = ws.operation("capture", "orders.csv")
+    result = ws.run("capture", "orders.csv")
 
     assert result.stderr == (
         "Error: orders.csv does not exist\nCheck the file's name and folder.\n"
@@ -411,7 +402,7 @@ def test_validate_rejects_the_typical_mistakes_row_by_row(ws):
     """sample_data/typical_mistakes.csv: a table on stdout, a summary, exit 65."""
     path = SAMPLE_DATA / "typical_mistakes.csv"
 
-    result = ws.run("validate", "capture", str(path), "--out", "out")
+    result = ws.invoke("validate", "capture", str(path), "--out", "out")
 
     assert result.exit_code == 65
     assert result.stdout == (
@@ -454,7 +445,7 @@ def test_validate_of_a_good_file_says_so_and_notes_blank_rows(ws):
     """A blank row between data rows is a notice, not an error; exit 0."""
     ws.write("orders.csv", "order_id,amount\nA-1,100\n\nA-2,200\n")
 
-    result = ws.run("validate", "capture", "orders.csv")
+    result = ws.invoke("validate", "capture", "orders.csv")
 
     assert (result.exit_code, result.stdout) == (0, "")
     assert result.stderr == (
@@ -467,14 +458,14 @@ def test_validate_quiet_prints_nothing_for_a_good_file(ws):
     """validate -q: silence means valid."""
     ws.write("orders.csv", "order_id,amount\nA-1,100\n\nA-2,200\n")
 
-    result = ws.run("validate", "capture", "orders.csv", "-q")
+    result = ws.invoke("validate", "capture", "orders.csv", "-q")
 
     assert (result.exit_code, result.output) == (0, "")
 
 
 def test_validate_of_a_cp932_refund_file(ws):
     """sample_data/mass_refunds.csv is valid for cancel; its encoding is named."""
-    result = ws.run("validate", "cancel", str(SAMPLE_DATA / "mass_refunds.csv"))
+    result = ws.invoke("validate", "cancel", str(SAMPLE_DATA / "mass_refunds.csv"))
 
     assert result.exit_code == 0
     assert result.stderr.splitlines()[-1] == (
@@ -484,7 +475,7 @@ def test_validate_of_a_cp932_refund_file(ws):
 
 def test_validate_with_an_unknown_operation_is_bad_usage(ws):
     """The operation is one of the four."""
-    result = ws.run("validate", "refund", "orders.csv")
+    result = ws.invoke("validate", "refund", "orders.csv")
 
     assert result.exit_code == 2
     assert result.stderr.splitlines()[-1] == (
@@ -650,7 +641,7 @@ def test_ctrl_c_before_sending_exits_130_in_one_line(ws, one_row, monkeypatch):
     """Ctrl-C while the file is read: nothing was sent, exit 130."""
     monkeypatch.setattr(pipeline, "read_and_validate", _interrupt)
 
-    result = ws.operation("capture", "one.csv")
+    result = ws.run("capture", "one.csv")
 
     assert result.exit_code == 130
     assert result.stderr == "Error: interrupted; nothing was sent\n"
@@ -661,7 +652,7 @@ def test_a_long_problem_table_stops_at_fifty_lines(ws):
     rows = "".join(f"B {n},100\n" for n in range(53))
     ws.write("orders.csv", "order_id,amount\n" + rows)
 
-    result = ws.run("validate", "capture", "orders.csv", "--out", "out")
+    result = ws.invoke("validate", "capture", "orders.csv", "--out", "out")
 
     assert result.exit_code == 65
     lines = result.stdout.splitlines()

@@ -11,7 +11,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from cli_helpers import Workspace
+from harness import Popbatch
 
 from popbatch.config import (
     DEFAULT_ENDPOINT,
@@ -24,7 +24,6 @@ from popbatch.config import (
     resolve_settings,
 )
 from popbatch.errors import ConfigurationError, KeyFileExposedError, UsageError
-from popbatch.sandbox import SandboxServer
 
 NOTHING_GIVEN = dict.fromkeys(("endpoint", "rate", "concurrency", "journal", "out"))
 
@@ -300,14 +299,11 @@ def test_amount_options_refuse_anything_else(text):
 
 
 @pytest.fixture
-def ws(
-    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Workspace:
-    """A workspace folder, also the working folder, wired to the sandbox."""
-    monkeypatch.chdir(tmp_path)
-    sandbox.add_order("A-1", 1000)
-    (tmp_path / "one.csv").write_text("order_id,amount\nA-1,1000\n")
-    return Workspace(tmp_path, sandbox)
+def ws(ws: Popbatch) -> Popbatch:
+    """The workspace, with one authorised order and a file capturing it."""
+    ws.sandbox.add_order("A-1", 1000)
+    (ws.root / "one.csv").write_text("order_id,amount\nA-1,1000\n")
+    return ws
 
 
 @pytest.mark.sandbox
@@ -318,7 +314,7 @@ def test_a_run_takes_its_settings_from_popbatch_toml(ws):
         'out = "from-file"\nrate = 0\n'
     )
 
-    result = ws.run("capture", "one.csv", "-q")
+    result = ws.invoke("capture", "one.csv", "-q")
 
     assert (result.exit_code, result.output) == (0, "")
     assert ws.sandbox.applied("A-1") == 1
@@ -333,7 +329,7 @@ def test_the_environment_endpoint_wins_over_the_file(ws):
         'endpoint = "http://127.0.0.1:9/pop/v1"\nrate = 0\n'
     )
 
-    result = ws.run(
+    result = ws.invoke(
         "capture",
         "one.csv",
         "-q",
@@ -349,7 +345,7 @@ def test_the_environment_endpoint_wins_over_the_file(ws):
 @pytest.mark.sandbox
 def test_the_command_line_wins_over_the_environment(ws):
     """--endpoint and --journal beat POP_ENDPOINT and POPBATCH_JOURNAL."""
-    result = ws.run(
+    result = ws.invoke(
         "capture",
         "one.csv",
         "-q",
@@ -375,7 +371,7 @@ def test_the_environment_journal_wins_over_the_file(ws):
     """POPBATCH_JOURNAL beats the file's journal."""
     (ws.root / "popbatch.toml").write_text('journal = "file.sqlite3"\nrate = 0\n')
 
-    result = ws.run(
+    result = ws.invoke(
         "capture",
         "one.csv",
         "-q",
@@ -393,7 +389,7 @@ def test_a_key_in_the_config_file_stops_the_run_with_78(ws):
     """The run refuses before reading the key or the file."""
     (ws.root / "popbatch.toml").write_text('server_key = "Test-POP-Server-Key"\n')
 
-    result = ws.run("capture", "one.csv")
+    result = ws.invoke("capture", "one.csv")
 
     assert result.exit_code == 78
     assert result.stderr == (
@@ -406,7 +402,7 @@ def test_a_key_in_the_config_file_stops_the_run_with_78(ws):
 
 def test_a_config_option_naming_no_file_exits_2(ws):
     """--config nope.toml: bad usage."""
-    result = ws.run("capture", "one.csv", "--config", "nope.toml")
+    result = ws.invoke("capture", "one.csv", "--config", "nope.toml")
 
     assert result.exit_code == 2
     assert result.stderr == (
@@ -419,7 +415,7 @@ def test_a_bad_setting_exits_78(ws):
     """A rate that is not a number, named with the file."""
     (ws.root / "popbatch.toml").write_text('rate = "fast"\n')
 
-    result = ws.run("capture", "one.csv")
+    result = ws.invoke("capture", "one.csv")
 
     assert result.exit_code == 78
     assert result.stderr == (
@@ -438,10 +434,10 @@ def test_validate_status_and_report_read_the_config_file_too(ws):
     )
     ws.write("bad.csv", "order_id,amount\nA-1,x\n")
 
-    ran = ws.run("capture", "one.csv", "-q")
-    validated = ws.run("validate", "capture", "bad.csv", "-q")
-    status = ws.run("status")
-    rebuilt = ws.run("report", "1")
+    ran = ws.invoke("capture", "one.csv", "-q")
+    validated = ws.invoke("validate", "capture", "bad.csv", "-q")
+    status = ws.invoke("status")
+    rebuilt = ws.invoke("report", "1")
 
     assert (ran.exit_code, validated.exit_code, status.exit_code) == (0, 65, 0)
     assert (ws.root / "checked" / "bad-capture-validate" / "rejected.csv").exists()

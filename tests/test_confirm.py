@@ -17,34 +17,28 @@ import struct
 import subprocess
 import sys
 import termios
-from pathlib import Path
 
 import pytest
-from cli_helpers import Workspace, bodies
+from harness import LIVE_KEY, Popbatch
 
 from popbatch import cli
-from popbatch.sandbox import SandboxServer
 
 pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture
-def ws(
-    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Workspace:
+def ws(ws: Popbatch, monkeypatch: pytest.MonkeyPatch) -> Popbatch:
     """A workspace whose stdin counts as a terminal, with two orders to capture."""
-    monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(cli, "stdin_is_terminal", lambda: True)
-    sandbox.add_order("L-1", 1000)
-    sandbox.add_order("L-2", 2500)
-    workspace = Workspace(tmp_path, sandbox)
-    workspace.write("captures.csv", "order_id,amount\nL-1,1000\nL-2,2500\n")
-    return workspace
+    ws.sandbox.add_order("L-1", 1000)
+    ws.sandbox.add_order("L-2", 2500)
+    ws.write("captures.csv", "order_id,amount\nL-1,1000\nL-2,2500\n")
+    return ws
 
 
 def test_a_live_run_shows_the_rows_and_total_and_sends_on_yes(ws):
     """Answer y: the requests go with dummy false."""
-    result = ws.operation("capture", "captures.csv", "--live", key="live", input="y\n")
+    result = ws.run("capture", "captures.csv", "--live", key=LIVE_KEY, input="y\n")
 
     assert result.exit_code == 0
     assert ws.mask(result.stderr).splitlines()[:3] == [
@@ -52,7 +46,7 @@ def test_a_live_run_shows_the_rows_and_total_and_sends_on_yes(ws):
         "Send these requests with real money? [y/N]: y",
         "sending 2 rows",
     ]
-    assert bodies(ws.sandbox, "card-capture") == [
+    assert ws.bodies("card-capture") == [
         b'{"order_id": "L-1", "amount": 1000, "dummy": false}',
         b'{"order_id": "L-2", "amount": 2500, "dummy": false}',
     ]
@@ -61,7 +55,7 @@ def test_a_live_run_shows_the_rows_and_total_and_sends_on_yes(ws):
 @pytest.mark.parametrize("answer", ["n\n", "\n", ""])
 def test_a_live_run_answered_no_or_nothing_sends_nothing(ws, answer):
     """n, Enter (the default is no) or end of input: exit 2, nothing sent."""
-    result = ws.operation("capture", "captures.csv", "--live", key="live", input=answer)
+    result = ws.run("capture", "captures.csv", "--live", key=LIVE_KEY, input=answer)
 
     assert result.exit_code == 2
     assert result.stderr.endswith(
@@ -76,7 +70,7 @@ def test_a_live_refund_names_the_full_refunds_loudly(ws):
     ws.sandbox.add_order("L-2", 2500, state="captured")
     ws.write("refunds.csv", "order_id,amount\nL-1,300\nL-2,\n")
 
-    result = ws.operation("cancel", "refunds.csv", "--live", key="live", input="n\n")
+    result = ws.run("cancel", "refunds.csv", "--live", key=LIVE_KEY, input="n\n")
 
     assert result.exit_code == 2
     assert ws.mask(result.stderr) == (
@@ -92,7 +86,7 @@ def test_a_live_refund_names_the_full_refunds_loudly(ws):
 
 def test_yes_skips_the_question_on_a_terminal(ws):
     """--yes: the count and total are still shown, nothing is asked."""
-    result = ws.operation("capture", "captures.csv", "--live", "--yes", key="live")
+    result = ws.run("capture", "captures.csv", "--live", "--yes", key=LIVE_KEY)
 
     assert result.exit_code == 0
     assert "Send these requests" not in result.output
@@ -104,16 +98,16 @@ def test_yes_skips_the_question_on_a_terminal(ws):
 
 def test_a_test_run_asks_nothing(ws):
     """Without --live there is no question: dummy requests move no money."""
-    result = ws.operation("capture", "captures.csv", "--quiet")
+    result = ws.run("capture", "captures.csv", "--quiet")
 
     assert (result.exit_code, result.output) == (0, "")
 
 
 def test_a_batch_already_done_asks_nothing(ws):
     """A live re-run with nothing left to send does not ask."""
-    ws.operation("capture", "captures.csv", "--live", "--yes", "-q", key="live")
+    ws.run("capture", "captures.csv", "--live", "--yes", "-q", key=LIVE_KEY)
 
-    again = ws.operation("capture", "captures.csv", "--live", key="live", input="")
+    again = ws.run("capture", "captures.csv", "--live", key=LIVE_KEY, input="")
 
     assert again.exit_code == 0
     assert "Send these requests" not in again.output
@@ -142,14 +136,12 @@ def test_the_question_on_a_real_terminal(ws):
     main_fd, child_fd = pty.openpty()
     # A new pseudo-terminal is 0 columns wide; a real one has a size.
     fcntl.ioctl(child_fd, termios.TIOCSWINSZ, struct.pack("HHHH", 24, 100, 0, 0))
-    env = {**os.environ, "POP_SERVER_KEY": ws.sandbox.live_key or ""}
-    env.pop("POP_ENDPOINT", None)
-    env.pop("POPBATCH_JOURNAL", None)
+    env = ws.process_environment(key=LIVE_KEY)
     # The answer is typed ahead; the terminal keeps it until popbatch reads.
     os.write(main_fd, b"y\n")
-    command = [sys.executable, "-m", "popbatch", "capture", "captures.csv"]
+    command = [sys.executable, "-m", "popbatch"]
     process = subprocess.Popen(
-        [*command, *ws.common(), "--live"],
+        [*command, *ws.argv("capture", "captures.csv", "--live")],
         cwd=ws.root,
         env=env,
         stdin=child_fd,
@@ -173,10 +165,10 @@ def test_the_question_on_a_real_terminal(ws):
 
 
 @pytest.fixture
-def review(ws: Workspace) -> Workspace:
+def review(ws: Popbatch) -> Popbatch:
     """A finished batch whose row L-2 is in Review (the answer was dropped)."""
     ws.sandbox.script_order("L-2", {"action": "close_after_read"})
-    first = ws.operation("capture", "captures.csv", "--quiet")
+    first = ws.run("capture", "captures.csv", "--quiet")
     assert first.exit_code == 3
     return ws
 
@@ -185,7 +177,7 @@ def test_resend_unknown_without_a_terminal_is_refused(review, monkeypatch):
     """From cron, --resend-unknown needs --yes: exit 2, the row stays in Review."""
     monkeypatch.setattr(cli, "stdin_is_terminal", lambda: False)
 
-    result = review.operation("capture", "captures.csv", "--resend-unknown")
+    result = review.run("capture", "captures.csv", "--resend-unknown")
 
     assert result.exit_code == 2
     assert result.stderr == (
@@ -199,9 +191,7 @@ def test_resend_unknown_without_a_terminal_is_refused(review, monkeypatch):
 
 def test_resend_unknown_asks_and_sends_again_on_yes(review):
     """On a terminal: the warning, the question, then the row is sent again."""
-    result = review.operation(
-        "capture", "captures.csv", "--resend-unknown", input="y\n"
-    )
+    result = review.run("capture", "captures.csv", "--resend-unknown", input="y\n")
 
     assert result.exit_code == 0
     assert result.stderr.splitlines()[:3] == [
@@ -215,9 +205,7 @@ def test_resend_unknown_asks_and_sends_again_on_yes(review):
 
 def test_resend_unknown_answered_no_leaves_the_row_in_review(review):
     """No: nothing is sent, the batch still exits 3."""
-    result = review.operation(
-        "capture", "captures.csv", "--resend-unknown", input="n\n"
-    )
+    result = review.run("capture", "captures.csv", "--resend-unknown", input="n\n")
 
     assert result.exit_code == 3
     assert review.sandbox.received("L-2") == 1
@@ -227,9 +215,7 @@ def test_resend_unknown_with_yes_does_not_ask(review, monkeypatch):
     """--yes answers the question for cron."""
     monkeypatch.setattr(cli, "stdin_is_terminal", lambda: False)
 
-    result = review.operation(
-        "capture", "captures.csv", "--resend-unknown", "--yes", "-q"
-    )
+    result = review.run("capture", "captures.csv", "--resend-unknown", "--yes", "-q")
 
     assert (result.exit_code, result.output) == (0, "")
     assert review.sandbox.received("L-2") == 2

@@ -43,7 +43,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from journal_cli import groups_in
+from harness import environment, with_changes
+from run_output import Results
 
 from popbatch.journal import Journal
 from popbatch.rows import RowState
@@ -54,8 +55,6 @@ pytestmark = [pytest.mark.sandbox, pytest.mark.slow]
 ROWS = int(os.environ.get("POPBATCH_CRASH_ROWS", "2000"))
 KILLS = int(os.environ.get("POPBATCH_CRASH_KILLS", "10"))
 SEED = int(os.environ.get("POPBATCH_CRASH_SEED", "20261203"))
-
-TEST_KEY = "Test-POP-Server-Key"
 
 
 @dataclass(frozen=True)
@@ -71,14 +70,11 @@ class Runner:
     """Runs popbatch commands in children of one process that imported popbatch."""
 
     def __init__(self) -> None:
-        env = {**os.environ, "POP_SERVER_KEY": TEST_KEY}
-        for name in ("POP_ENDPOINT", "POPBATCH_JOURNAL"):
-            env.pop(name, None)
         self._process = subprocess.Popen(
             [sys.executable, str(Path(__file__).with_name("forked_runs.py"))],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
-            env=env,
+            env=with_changes(os.environ, environment()),
             text=True,
         )
 
@@ -236,8 +232,9 @@ def check_final_results(batch: CrashBatch, final: Outcome) -> dict[str, str]:
     """The checks of the module docstring; returns order_id -> group."""
     sandbox = batch.sandbox
     folder = batch.tmp_path / "out" / "month-end-capture-batch1"
-    groups = groups_in(folder)
-    summary = json.loads((folder / "summary.json").read_text("utf-8"))
+    results = Results(folder)
+    groups = results.group_of()
+    summary = results.summary()
     with Journal.open(batch.journal_path) as journal:
         rows = {str(row.order_id): row for row in journal.rows(1)}
 

@@ -14,28 +14,21 @@ file that is not what was approved, with exit 65, before anything is sent.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 
 import pytest
-from cli_helpers import Workspace, bodies
-
-from popbatch.sandbox import SandboxServer
+from harness import LIVE_KEY, Popbatch
 
 pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture
-def ws(
-    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Workspace:
+def ws(ws: Popbatch) -> Popbatch:
     """A workspace with three authorised orders and a file capturing them."""
-    monkeypatch.chdir(tmp_path)
-    sandbox.add_order("C-1", 1000)
-    sandbox.add_order("C-2", 2000)
-    sandbox.add_order("C-3", 3000)
-    workspace = Workspace(tmp_path, sandbox)
-    workspace.write("captures.csv", "order_id,amount\nC-1,1000\nC-2,2000\nC-3,3000\n")
-    return workspace
+    ws.sandbox.add_order("C-1", 1000)
+    ws.sandbox.add_order("C-2", 2000)
+    ws.sandbox.add_order("C-3", 3000)
+    ws.write("captures.csv", "order_id,amount\nC-1,1000\nC-2,2000\nC-3,3000\n")
+    return ws
 
 
 def summary_text(*, succeeded: str, failed: str, review: str = "") -> str:
@@ -59,9 +52,9 @@ def summary_text(*, succeeded: str, failed: str, review: str = "") -> str:
 
 def test_a_quiet_run_that_succeeds_prints_nothing_at_all(ws):
     """Exit 0, stdout and stderr empty: cron sends no mail."""
-    result = ws.subprocess("capture", "captures.csv", *ws.common(), "--quiet")
+    result = ws.subprocess(*ws.argv("capture", "captures.csv", "--quiet"))
 
-    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
     assert ws.sandbox.applied(endpoint="card-capture") == 3
 
 
@@ -69,7 +62,7 @@ def test_a_quiet_run_with_a_failed_row_prints_the_summary_and_exits_1(ws):
     """A decline needs a person: the short summary, the results, the code."""
     ws.sandbox.add_order("C-2", 2000, decline=True)
 
-    result = ws.operation("capture", "captures.csv", "--quiet")
+    result = ws.run("capture", "captures.csv", "--quiet")
 
     assert (result.exit_code, result.stdout) == (1, "")
     assert ws.mask(result.stderr) == (
@@ -86,7 +79,7 @@ def test_a_quiet_run_with_a_review_row_prints_the_summary_and_exits_3(ws):
     """A dropped connection after the request: Review, never re-sent, exit 3."""
     ws.sandbox.script_order("C-3", {"action": "close_after_read"})
 
-    result = ws.operation("capture", "captures.csv", "--quiet")
+    result = ws.run("capture", "captures.csv", "--quiet")
 
     assert (result.exit_code, result.stdout) == (3, "")
     assert ws.mask(result.stderr) == (
@@ -105,10 +98,14 @@ def test_a_quiet_run_with_a_review_row_prints_the_summary_and_exits_3(ws):
 
 def test_a_quiet_run_that_cannot_reach_pop_exits_75_with_rows_pending(ws):
     """Connection refused: nothing was sent, the rows wait for the next run."""
-    args = ws.common()
-    args[1] = "http://127.0.0.1:9/pop/v1"
-
-    result = ws.run("capture", "captures.csv", *args, "--stop-after", "1", "--quiet")
+    result = ws.run(
+        "capture",
+        "captures.csv",
+        "--stop-after",
+        "1",
+        "--quiet",
+        endpoint="http://127.0.0.1:9/pop/v1",
+    )
 
     assert (result.exit_code, result.stdout) == (75, "")
     lines = ws.mask(result.stderr).splitlines()
@@ -121,9 +118,9 @@ def test_a_quiet_run_that_cannot_reach_pop_exits_75_with_rows_pending(ws):
 
 def test_running_the_same_file_again_sends_nothing_and_stays_quiet(ws):
     """Cron retried a job that had finished: exit 0, silence, no request."""
-    first = ws.operation("capture", "captures.csv", "--quiet")
+    first = ws.run("capture", "captures.csv", "--quiet")
 
-    again = ws.operation("capture", "captures.csv", "--quiet")
+    again = ws.run("capture", "captures.csv", "--quiet")
 
     assert (first.exit_code, again.exit_code) == (0, 0)
     assert (again.stdout, again.stderr) == ("", "")
@@ -136,10 +133,10 @@ def test_running_the_same_file_again_sends_nothing_and_stays_quiet(ws):
 def test_a_live_run_without_a_terminal_or_yes_is_refused_before_the_key_or_file(ws):
     """Exit 2 even with no key and no file: nothing else is looked at."""
     result = ws.subprocess(
-        "capture", "not-there.csv", *ws.common(), "--live", "--quiet", key=None
+        *ws.argv("capture", "not-there.csv", "--live", "--quiet"), key=None
     )
 
-    assert (result.returncode, result.stdout) == (2, "")
+    assert (result.exit_code, result.stdout) == (2, "")
     assert result.stderr == (
         "Error: a live run needs a terminal to confirm it, or --yes\n"
         "From cron, add --yes (check the file first with --dry-run).\n"
@@ -150,19 +147,12 @@ def test_a_live_run_without_a_terminal_or_yes_is_refused_before_the_key_or_file(
 def test_a_live_cron_run_with_yes_and_quiet_prints_nothing(ws):
     """--live --yes --quiet with the live key: dummy false, silence, exit 0."""
     result = ws.subprocess(
-        "capture",
-        "captures.csv",
-        *ws.common(),
-        "--live",
-        "--yes",
-        "--quiet",
-        key="live",
+        *ws.argv("capture", "captures.csv", "--live", "--yes", "--quiet"),
+        key=LIVE_KEY,
     )
 
-    assert (result.returncode, result.stdout, result.stderr) == (0, "", "")
-    assert [
-        json.loads(body)["dummy"] for body in bodies(ws.sandbox, "card-capture")
-    ] == [
+    assert (result.exit_code, result.stdout, result.stderr) == (0, "", "")
+    assert [json.loads(body)["dummy"] for body in ws.bodies("card-capture")] == [
         False,
         False,
         False,
@@ -171,7 +161,7 @@ def test_a_live_cron_run_with_yes_and_quiet_prints_nothing(ws):
 
 def test_a_live_run_with_yes_but_not_quiet_shows_what_it_sends(ws):
     """Without --quiet, --yes still prints the row count and total first."""
-    result = ws.operation("capture", "captures.csv", "--live", "--yes", key="live")
+    result = ws.run("capture", "captures.csv", "--live", "--yes", key=LIVE_KEY)
 
     assert result.exit_code == 0
     assert ws.mask(result.stderr).splitlines()[:2] == [
@@ -185,7 +175,7 @@ def test_a_live_run_with_yes_but_not_quiet_shows_what_it_sends(ws):
 
 def test_expect_rows_refuses_a_file_with_another_count_before_sending(ws):
     """--expect-rows 4 for a 3-row file: exit 65, nothing sent, nothing planned."""
-    result = ws.operation("capture", "captures.csv", "--expect-rows", "4", "--quiet")
+    result = ws.run("capture", "captures.csv", "--expect-rows", "4", "--quiet")
 
     assert result.exit_code == 65
     assert result.stderr == (
@@ -198,7 +188,7 @@ def test_expect_rows_refuses_a_file_with_another_count_before_sending(ws):
 
 def test_expect_total_refuses_a_file_with_another_total(ws):
     """--expect-total 6,001 for a file totalling 6,000."""
-    result = ws.operation("capture", "captures.csv", "--expect-total", "6,001")
+    result = ws.run("capture", "captures.csv", "--expect-total", "6,001")
 
     assert result.exit_code == 65
     assert result.stderr == (
@@ -211,7 +201,7 @@ def test_expect_total_refuses_a_file_with_another_total(ws):
 
 def test_max_total_refuses_a_file_above_it(ws):
     """--max-total 5,999 for a file totalling 6,000."""
-    result = ws.operation("capture", "captures.csv", "--max-total", "5999")
+    result = ws.run("capture", "captures.csv", "--max-total", "5999")
 
     assert result.exit_code == 65
     assert result.stderr == (
@@ -223,7 +213,7 @@ def test_max_total_refuses_a_file_above_it(ws):
 
 def test_matching_control_totals_let_the_run_go(ws):
     """The approved count and total, under the ceiling: the run goes, silently."""
-    result = ws.operation(
+    result = ws.run(
         "capture",
         "captures.csv",
         "--expect-rows",
@@ -242,10 +232,10 @@ def test_matching_control_totals_let_the_run_go(ws):
 def test_expect_rows_counts_only_the_rows_that_would_be_sent(ws):
     """Rejected rows (--skip-invalid) and rows done earlier are not counted."""
     ws.write("first.csv", "order_id,amount\nC-1,1000\n")
-    ws.operation("capture", "first.csv", "--quiet")
+    ws.run("capture", "first.csv", "--quiet")
     ws.write("fixed.csv", "order_id,amount\nC-1,1000\nC-2,2000\nC-3,x\n")
 
-    result = ws.operation(
+    result = ws.run(
         "capture",
         "fixed.csv",
         "--skip-invalid",
@@ -257,7 +247,7 @@ def test_expect_rows_counts_only_the_rows_that_would_be_sent(ws):
     )
 
     assert result.exit_code == 1
-    assert [json.loads(b)["order_id"] for b in bodies(ws.sandbox, "card-capture")] == [
+    assert [json.loads(b)["order_id"] for b in ws.bodies("card-capture")] == [
         "C-1",
         "C-2",
     ]
@@ -267,7 +257,7 @@ def test_a_full_refund_row_makes_any_amount_check_fail_naming_the_rows(ws):
     """A cancel without amount refunds an amount popbatch cannot know."""
     ws.write("refunds.csv", "order_id,amount\nC-1,500\nC-2,\nC-3,\n")
 
-    result = ws.operation("cancel", "refunds.csv", "--max-total", "100000")
+    result = ws.run("cancel", "refunds.csv", "--max-total", "100000")
 
     assert result.exit_code == 65
     assert result.stderr == (
@@ -284,7 +274,7 @@ def test_a_row_count_check_alone_accepts_full_refunds(ws):
     """--expect-rows does not need amounts: the full refunds go."""
     ws.write("refunds.csv", "order_id,amount\nC-1,500\nC-2,\n")
 
-    result = ws.operation("cancel", "refunds.csv", "--expect-rows", "2", "--quiet")
+    result = ws.run("cancel", "refunds.csv", "--expect-rows", "2", "--quiet")
 
     assert (result.exit_code, result.output) == (0, "")
-    assert bodies(ws.sandbox, "card-cancel")[1] == b'{"order_id": "C-2", "dummy": true}'
+    assert ws.bodies("card-cancel")[1] == b'{"order_id": "C-2", "dummy": true}'

@@ -14,14 +14,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from journal_cli import (
-    EXIT_FAILED,
-    EXIT_LATER,
-    EXIT_OK,
-    LIVE_KEY,
-    Popbatch,
-    summary,
-)
+from harness import LIVE_KEY, Popbatch
+from run_output import EXIT_FAILED, EXIT_LATER, EXIT_OK, expected_summary
 
 from popbatch.config import current_user
 from popbatch.sandbox import SandboxServer
@@ -29,12 +23,6 @@ from popbatch.sandbox import SandboxServer
 pytestmark = pytest.mark.sandbox
 
 CASE_15 = Path(__file__).parent / "data" / "cases" / "15-duplicate-refund-rows"
-
-
-@pytest.fixture
-def popbatch(sandbox: SandboxServer, tmp_path: Path) -> Popbatch:
-    """The command line for this test, with its own journal, on the sandbox."""
-    return Popbatch(sandbox, tmp_path)
 
 
 def captured(sandbox: SandboxServer, *order_ids: str, amount: int = 5000) -> None:
@@ -135,7 +123,7 @@ def test_an_order_in_review_in_an_earlier_batch_is_held_until_settled(
         "sending 1 row",
         "2 rows were already done in an earlier batch: skipped, not sent again",
         HELD,
-        *summary(
+        *expected_summary(
             2,
             held.folder,
             EXIT_LATER,
@@ -152,7 +140,7 @@ def test_an_order_in_review_in_an_earlier_batch_is_held_until_settled(
     assert again.lines == [
         "2 rows were already done in an earlier batch: skipped, not sent again",
         HELD,
-        *summary(
+        *expected_summary(
             2,
             again.folder,
             EXIT_LATER,
@@ -176,7 +164,7 @@ def test_a_held_row_resolved_as_succeeded_elsewhere_is_skipped_next_run(
     )
 
     second = popbatch.run("capture", review_in_batch_1)
-    first = popbatch.run("capture", popbatch.tmp_path / "february.csv")
+    first = popbatch.run("capture", popbatch.root / "february.csv")
 
     assert second.exit_code == 0
     assert reasons(popbatch, 2)["A-3"] == "already done in batch 1 (row 4)"
@@ -194,7 +182,7 @@ def test_a_held_row_resolved_as_failed_elsewhere_is_sent_once(
     popbatch.command("resolve", "1", "A-3", "--failed", "--note", "not in the portal")
 
     second = popbatch.run("capture", review_in_batch_1)
-    first = popbatch.run("capture", popbatch.tmp_path / "february.csv")
+    first = popbatch.run("capture", popbatch.root / "february.csv")
 
     assert second.exit_code == 0
     assert second.group_of()["A-3"] == "Succeeded"
@@ -223,8 +211,8 @@ def test_a_review_row_resolved_as_failed_is_sent_by_the_next_run_of_its_batch(
         "resolve", "1", "A-3", "--failed", "--note", "not in the portal"
     )
 
-    again = popbatch.run("capture", popbatch.tmp_path / "february.csv")
-    once_more = popbatch.run("capture", popbatch.tmp_path / "february.csv")
+    again = popbatch.run("capture", popbatch.root / "february.csv")
+    once_more = popbatch.run("capture", popbatch.root / "february.csv")
 
     assert resolved.stdout.splitlines() == [
         f"batch 1 row 4 order_id A-3: resolved as failed by {current_user()}; "
@@ -235,7 +223,7 @@ def test_a_review_row_resolved_as_failed_is_sent_by_the_next_run_of_its_batch(
         "sending 1 row",
         "1 Review row resolved as failed (not applied at POP) goes out again, "
         "unless another batch has done it since",
-        *summary(1, again.folder, EXIT_OK, succeeded=(3, 3000)),
+        *expected_summary(1, again.folder, EXIT_OK, succeeded=(3, 3000)),
     ]
     assert once_more.exit_code == 0
     assert sandbox.received("A-3") == 2
@@ -279,7 +267,7 @@ def test_a_partial_refund_repeating_an_earlier_one_is_refused_unless_allowed(
         "sending 1 row",
         "1 row would repeat a refund that already succeeded (same order, same "
         "amount) and was not sent (row 2): --allow-repeat sends it",
-        *summary(
+        *expected_summary(
             2,
             refused.folder,
             EXIT_FAILED,
@@ -314,7 +302,9 @@ def test_allow_repeat_on_a_run_of_the_same_file_sends_the_refused_refund(
     assert allowed.exit_code == 0
     assert allowed.lines == [
         "sending 1 row",
-        *summary(2, allowed.folder, EXIT_OK, operation="cancel", succeeded=(2, 800)),
+        *expected_summary(
+            2, allowed.folder, EXIT_OK, operation="cancel", succeeded=(2, 800)
+        ),
     ]
     assert sandbox.received("R-1") == 2
     assert refunded(sandbox, "R-1") == 1000

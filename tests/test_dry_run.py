@@ -8,39 +8,30 @@ prove that nothing reached POP.
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-from cli_helpers import Workspace, csv_rows
-
-from popbatch.sandbox import SandboxServer
+from harness import Popbatch
+from run_output import Results
 
 pytestmark = pytest.mark.sandbox
 
 
 @pytest.fixture
-def ws(
-    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Workspace:
+def ws(ws: Popbatch) -> Popbatch:
     """A workspace with two captured orders and a refund file for them."""
-    monkeypatch.chdir(tmp_path)
-    sandbox.add_order("R-1", 5000, state="captured")
-    sandbox.add_order("R-2", 3000, state="captured")
-    workspace = Workspace(tmp_path, sandbox)
-    workspace.write("refunds.csv", 'order_id,amount,memo\nR-1,"1,000",part\nR-2,,all\n')
-    return workspace
+    ws.sandbox.add_order("R-1", 5000, state="captured")
+    ws.sandbox.add_order("R-2", 3000, state="captured")
+    ws.write("refunds.csv", 'order_id,amount,memo\nR-1,"1,000",part\nR-2,,all\n')
+    return ws
 
 
-def preview(
-    ws: Workspace, name: str = "refunds-cancel-dry-run"
-) -> list[dict[str, str]]:
+def preview(ws: Popbatch, name: str = "refunds-cancel-dry-run") -> list[dict[str, str]]:
     """The rows of the dry run's preview.csv."""
-    return csv_rows(ws.out / name / "preview.csv")
+    return Results(ws.out / name).csv("preview.csv")
 
 
 def test_a_dry_run_needs_no_key_and_sends_nothing(ws):
     """No POP_SERVER_KEY: exit 0, the summary on stderr, POP's counters at zero."""
-    result = ws.operation("cancel", "refunds.csv", "--dry-run", key=None)
+    result = ws.run("cancel", "refunds.csv", "--dry-run", key=None)
 
     assert (result.exit_code, result.stdout) == (0, "")
     assert ws.mask(result.stderr) == (
@@ -58,7 +49,7 @@ def test_a_dry_run_needs_no_key_and_sends_nothing(ws):
 
 def test_the_preview_holds_the_exact_request_bodies(ws):
     """The bodies a real run would send, byte for byte, dummy true."""
-    ws.operation("cancel", "refunds.csv", "--dry-run", key=None)
+    ws.run("cancel", "refunds.csv", "--dry-run", key=None)
 
     assert preview(ws) == [
         {
@@ -81,10 +72,10 @@ def test_the_preview_holds_the_exact_request_bodies(ws):
 def test_a_live_dry_run_needs_no_terminal_and_previews_dummy_false(ws):
     """--live --dry-run without --yes from a real process: no question, exit 0."""
     result = ws.subprocess(
-        "cancel", "refunds.csv", *ws.common(), "--live", "--dry-run", key=None
+        *ws.argv("cancel", "refunds.csv", "--live", "--dry-run"), key=None
     )
 
-    assert result.returncode == 0
+    assert result.exit_code == 0
     assert ws.mask(result.stderr).splitlines()[1] == (
         "dry run (LIVE, dummy false): 2 rows would be sent, total 1,000 yen; "
         "nothing was sent"
@@ -98,7 +89,7 @@ def test_a_live_dry_run_needs_no_terminal_and_previews_dummy_false(ws):
 
 def test_a_quiet_dry_run_of_a_good_file_prints_nothing(ws):
     """-q: exit 0 and silence, like a run that succeeded."""
-    result = ws.operation("cancel", "refunds.csv", "--dry-run", "--quiet", key=None)
+    result = ws.run("cancel", "refunds.csv", "--dry-run", "--quiet", key=None)
 
     assert (result.exit_code, result.output) == (0, "")
     assert (ws.out / "refunds-cancel-dry-run" / "preview.csv").exists()
@@ -108,7 +99,7 @@ def test_a_dry_run_of_a_file_with_invalid_rows_exits_65_with_the_table(ws):
     """The same refusal a real run gives, with nothing sent."""
     ws.write("bad.csv", "order_id,amount\nR-1,1000\nR 2,10\n")
 
-    result = ws.operation("cancel", "bad.csv", "--dry-run", key=None)
+    result = ws.run("cancel", "bad.csv", "--dry-run", key=None)
 
     assert result.exit_code == 65
     assert ws.mask(result.stderr) == (
@@ -127,7 +118,7 @@ def test_a_dry_run_with_skip_invalid_previews_the_valid_rows(ws):
     """--skip-invalid: the invalid row is listed as rejected in the preview."""
     ws.write("bad.csv", "order_id,amount\nR-1,1000\nR 2,10\n")
 
-    result = ws.operation("cancel", "bad.csv", "--dry-run", "--skip-invalid", key=None)
+    result = ws.run("cancel", "bad.csv", "--dry-run", "--skip-invalid", key=None)
 
     assert result.exit_code == 0
     assert [
@@ -141,7 +132,7 @@ def test_a_dry_run_with_skip_invalid_previews_the_valid_rows(ws):
 
 def test_a_dry_run_checks_the_control_totals(ws):
     """--expect-rows that does not match: exit 65, as a real run would."""
-    result = ws.operation(
+    result = ws.run(
         "cancel", "refunds.csv", "--dry-run", "--expect-rows", "3", key=None
     )
 
@@ -155,10 +146,10 @@ def test_a_dry_run_checks_the_control_totals(ws):
 def test_a_dry_run_applies_the_journals_rules_across_batches(ws):
     """After a real run refunded R-1 fully, a new file's R-1 would be skipped."""
     ws.write("first.csv", "order_id,amount\nR-1,\n")
-    first = ws.operation("cancel", "first.csv", "--quiet")
+    first = ws.run("cancel", "first.csv", "--quiet")
     ws.write("again.csv", "order_id,amount\nR-1,\nR-2,500\n")
 
-    result = ws.operation("cancel", "again.csv", "--dry-run", key=None)
+    result = ws.run("cancel", "again.csv", "--dry-run", key=None)
 
     assert first.exit_code == 0
     assert result.exit_code == 0

@@ -17,7 +17,8 @@ from typing import Any
 from urllib.parse import quote
 
 import pytest
-from batchrun import Ran, captures, run_cli
+from harness import Popbatch
+from run_output import Run
 
 from popbatch.client import PopClient
 from popbatch.config import RunOptions, ServerKey, Timeouts
@@ -93,22 +94,18 @@ def test_canary_key_leaks_nowhere_in_a_whole_batch(
     server.script_order(
         "K-5", {"status": 200, "json": {"status": "failure", "result_code": "RX99"}}
     )
-    file = captures(tmp_path / "capture.csv", ["K-1", "K-2", "K-3", "K-4", "K-5"])
+    file = Popbatch(tmp_path).captures(
+        "capture.csv", ["K-1", "K-2", "K-3", "K-4", "K-5"]
+    )
     log = tmp_path / "debug.log"
     runs = tmp_path / "runs"
     runs.mkdir()
 
-    accepted = run_cli(
-        runs, server.base_url, file, "-vv", "--log-file", str(log), key=CANARY
+    accepted = Popbatch(runs, server).run(
+        "capture", file, "-vv", "--log-file", str(log), key=CANARY
     )
-    rejected = run_cli(
-        runs / "rejected",
-        make_sandbox().base_url,
-        file,
-        "-vv",
-        "--log-file",
-        str(log),
-        key=CANARY,
+    rejected = Popbatch(runs / "rejected", make_sandbox()).run(
+        "capture", file, "-vv", "--log-file", str(log), key=CANARY
     )
 
     assert accepted.exit_code == 3
@@ -141,7 +138,7 @@ def test_canary_key_leaks_nowhere_in_a_whole_batch(
     assert leaks(CANARY, texts) == []
 
 
-def printed(ran: Ran) -> list[tuple[str, bytes]]:
+def printed(ran: Run) -> list[tuple[str, bytes]]:
     """What a run printed, as texts to search."""
     return [("stdout", ran.stdout.encode()), ("stderr", ran.stderr.encode())]
 

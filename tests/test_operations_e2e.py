@@ -11,48 +11,34 @@ exit code.
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
-from cli_helpers import (
-    SAMPLE_DATA,
-    Workspace,
-    bodies,
-    column,
-    csv_rows,
-    sheet,
-    sheet_names,
-    summary,
-)
+from harness import LIVE_KEY, SAMPLE_DATA
 from openpyxl import Workbook
-
-from popbatch.sandbox import SandboxServer
+from run_output import GROUPS, Results
 
 pytestmark = pytest.mark.sandbox
 
-GROUP_SHEETS = ["Succeeded", "Failed", "Rejected", "Review", "Skipped", "Pending"]
+GROUP_SHEETS = list(GROUPS)
 
 
-@pytest.fixture
-def ws(
-    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> Workspace:
-    """A workspace folder, also the working folder, wired to the sandbox."""
-    monkeypatch.chdir(tmp_path)
-    return Workspace(tmp_path, sandbox)
+def column(rows: Sequence[Mapping[str, Any]], name: str) -> list[Any]:
+    """One column of rows read from a sheet or a CSV file."""
+    return [row[name] for row in rows]
 
 
-def group_rows(folder: Path) -> dict[str, list[int]]:
+def group_rows(results: Results) -> dict[str, list[int]]:
     """The input row numbers in each group's sheet of results.xlsx."""
-    return {name: column(sheet(folder, name), "row") for name in GROUP_SHEETS}
+    return {name: column(results.sheet(name), "row") for name in GROUP_SHEETS}
 
 
-def csv_group_rows(folder: Path) -> dict[str, list[int]]:
+def csv_group_rows(results: Results) -> dict[str, list[int]]:
     """The input row numbers in each group's CSV twin."""
     return {
-        name: [
-            int(row) for row in column(csv_rows(folder / f"{name.lower()}.csv"), "row")
-        ]
+        name: [int(row) for row in column(results.group(name.lower()), "row")]
         for name in GROUP_SHEETS
     }
 
@@ -70,29 +56,29 @@ def test_capture_sends_integer_amounts_with_dummy_true_and_groups_every_row(ws):
         "CAP-3,abc,typo\n",
     )
 
-    result = ws.operation("capture", str(path), "--skip-invalid")
+    result = ws.run("capture", str(path), "--skip-invalid")
 
     assert result.exit_code == 1
-    assert bodies(ws.sandbox, "card-capture") == [
+    assert ws.bodies("card-capture") == [
         b'{"order_id": "CAP-1", "amount": 1000, "dummy": true}',
         b'{"order_id": "CAP-2", "amount": 2500, "dummy": true}',
     ]
-    folder = ws.results()
-    assert folder.name == "captures-capture-batch1"
-    assert sheet_names(folder) == ["Summary", *GROUP_SHEETS]
+    results = ws.results()
+    assert results.folder.name == "captures-capture-batch1"
+    assert results.sheet_names() == ["Summary", *GROUP_SHEETS]
     expected = {"Succeeded": [2], "Failed": [3], "Rejected": [4]}
     expected |= {"Review": [], "Skipped": [], "Pending": []}
-    assert group_rows(folder) == expected
-    assert csv_group_rows(folder) == expected
-    failed = sheet(folder, "Failed")[0]
+    assert group_rows(results) == expected
+    assert csv_group_rows(results) == expected
+    failed = results.sheet("Failed")[0]
     assert (failed["order_id"], failed["amount"], failed["result_code"]) == (
         "CAP-2",
         2500,
         "RM01",
     )
-    assert column(csv_rows(folder / "failed-RM01.csv"), "order_id") == ["CAP-2"]
-    assert sheet(folder, "Rejected")[0]["amount"] == "abc"
-    assert summary(folder)["exit_code"] == 1
+    assert column(results.csv("failed-RM01.csv"), "order_id") == ["CAP-2"]
+    assert results.sheet("Rejected")[0]["amount"] == "abc"
+    assert results.summary()["exit_code"] == 1
 
 
 def test_capture_prints_progress_and_the_summary_on_stderr_only(ws):
@@ -101,7 +87,7 @@ def test_capture_prints_progress_and_the_summary_on_stderr_only(ws):
     ws.sandbox.add_order("CAP-2", 2500, decline=True)
     path = ws.write("captures.csv", "order_id,amount\nCAP-1,1000\nCAP-2,2500\n")
 
-    result = ws.operation("capture", str(path))
+    result = ws.run("capture", str(path))
 
     assert (result.exit_code, result.stdout) == (1, "")
     assert ws.mask(result.stderr) == (
@@ -128,14 +114,14 @@ def test_capture_live_sends_dummy_false_with_the_live_key(ws):
     ws.sandbox.add_order("LIVE-1", 1200)
     path = ws.write("live.csv", "order_id,amount\nLIVE-1,1200\n")
 
-    result = ws.operation("capture", str(path), "--live", "--yes", key="live")
+    result = ws.run("capture", str(path), "--live", "--yes", key=LIVE_KEY)
 
     assert result.exit_code == 0
-    assert bodies(ws.sandbox, "card-capture") == [
+    assert ws.bodies("card-capture") == [
         b'{"order_id": "LIVE-1", "amount": 1200, "dummy": false}'
     ]
     assert ws.sandbox.order("LIVE-1").captured == 1200
-    assert summary(ws.results())["live"] is True
+    assert ws.results().summary()["live"] is True
 
 
 def test_capture_of_the_month_end_sample_workbook(ws):
@@ -143,17 +129,15 @@ def test_capture_of_the_month_end_sample_workbook(ws):
     ws.sandbox.load_seed(SAMPLE_DATA / "sandbox_seed.json")
     path = SAMPLE_DATA / "month_end_captures.xlsx"
 
-    result = ws.run(
-        "capture", str(path), *ws.common()[:-2], "--concurrency", "4", "--quiet"
-    )
+    result = ws.run("capture", str(path), "--concurrency", "4", "--quiet")
 
     assert result.exit_code == 1
-    sent = [json.loads(body) for body in bodies(ws.sandbox, "card-capture")]
+    sent = [json.loads(body) for body in ws.bodies("card-capture")]
     assert len(sent) == 1200
     assert all(type(body["amount"]) is int and body["dummy"] is True for body in sent)
     assert all(list(body) == ["order_id", "amount", "dummy"] for body in sent)
-    folder = ws.results()
-    groups = group_rows(folder)
+    results = ws.results()
+    groups = group_rows(results)
     assert {name: len(rows) for name, rows in groups.items()} == {
         "Succeeded": 1159,
         "Failed": 41,
@@ -163,9 +147,9 @@ def test_capture_of_the_month_end_sample_workbook(ws):
         "Pending": 0,
     }
     assert sorted(groups["Succeeded"] + groups["Failed"]) == list(range(2, 1202))
-    assert csv_group_rows(folder) == groups
-    assert {row["result_code"] for row in sheet(folder, "Failed")} == {"RM01"}
-    assert sheet(folder, "Succeeded")[0]["顧客名"] == "佐藤 様"
+    assert csv_group_rows(results) == groups
+    assert {row["result_code"] for row in results.sheet("Failed")} == {"RM01"}
+    assert results.sheet("Succeeded")[0]["顧客名"] == "佐藤 様"
 
 
 # --- cancel ------------------------------------------------------------------
@@ -177,10 +161,10 @@ def test_cancel_sends_a_partial_refund_amount_and_leaves_it_out_for_a_full_one(w
     ws.sandbox.add_order("RF-2", 3000, state="captured")
     path = ws.write("refunds.csv", "order_id,amount\nRF-1,1000\nRF-2,\n")
 
-    result = ws.operation("cancel", str(path), "--quiet")
+    result = ws.run("cancel", str(path), "--quiet")
 
     assert (result.exit_code, result.output) == (0, "")
-    assert bodies(ws.sandbox, "card-cancel") == [
+    assert ws.bodies("card-cancel") == [
         b'{"order_id": "RF-1", "amount": 1000, "dummy": true}',
         b'{"order_id": "RF-2", "dummy": true}',
     ]
@@ -189,7 +173,7 @@ def test_cancel_sends_a_partial_refund_amount_and_leaves_it_out_for_a_full_one(w
         4000,
     )
     assert ws.sandbox.order("RF-2").balance == 0
-    succeeded = sheet(ws.results(), "Succeeded")
+    succeeded = ws.results().sheet("Succeeded")
     assert column(succeeded, "amount") == [1000, None]
     assert column(succeeded, "full refund") == [None, "FULL amount (no amount given)"]
 
@@ -199,21 +183,21 @@ def test_cancel_of_the_cp932_mass_refunds_sample(ws):
     ws.sandbox.load_seed(SAMPLE_DATA / "sandbox_seed.json")
     path = SAMPLE_DATA / "mass_refunds.csv"
 
-    result = ws.operation("cancel", str(path), "--quiet")
+    result = ws.run("cancel", str(path), "--quiet")
 
     assert (result.exit_code, result.output) == (0, "")
-    sent = [json.loads(body) for body in bodies(ws.sandbox, "card-cancel")]
+    sent = [json.loads(body) for body in ws.bodies("card-cancel")]
     partial = [body for body in sent if "amount" in body]
     full = [body for body in sent if "amount" not in body]
     assert (len(partial), len(full)) == (30, 10)
     assert sum(body["amount"] for body in partial) == 18_400
     assert all(type(body["amount"]) is int for body in partial)
     assert all(body["dummy"] is True for body in sent)
-    folder = ws.results()
-    assert len(sheet(folder, "Succeeded")) == 40
-    reasons = column(csv_rows(folder / "succeeded.csv"), "返金理由")
+    results = ws.results()
+    assert len(results.sheet("Succeeded")) == 40
+    reasons = column(results.csv("succeeded.csv"), "返金理由")
     assert reasons[:4] == ["一部返品（①点）"] * 3 + ["全額返金・髙島屋店受付"]
-    assert summary(folder)["groups"]["succeeded"] == {
+    assert results.summary()["groups"]["succeeded"] == {
         "rows": 40,
         "amount": 18_400,
         "full_amount_rows": 10,
@@ -225,7 +209,7 @@ def test_cancel_above_the_captured_amount_fails_at_pop(ws):
     ws.sandbox.add_order("RF-9", 1000, state="captured")
     path = ws.write("refunds.csv", "order_id,amount\nRF-9,5000\n")
 
-    result = ws.operation("cancel", str(path), "--quiet")
+    result = ws.run("cancel", str(path), "--quiet")
 
     assert result.exit_code == 1
     assert group_rows(ws.results())["Failed"] == [2]
@@ -246,10 +230,10 @@ def test_reauthorize_sends_capture_true_false_or_leaves_a_blank_one_out(ws):
         "NEW-4,OLD-404,980,true\n",
     )
 
-    result = ws.operation("reauthorize", str(path), "--quiet")
+    result = ws.run("reauthorize", str(path), "--quiet")
 
     assert result.exit_code == 1
-    assert bodies(ws.sandbox, "card-reauthorize") == [
+    assert ws.bodies("card-reauthorize") == [
         b'{"order_id": "NEW-1", "original_order_id": "OLD-1", "amount": 1980, '
         b'"capture": true, "dummy": true}',
         b'{"order_id": "NEW-2", "original_order_id": "OLD-2", "amount": 980, '
@@ -262,9 +246,9 @@ def test_reauthorize_sends_capture_true_false_or_leaves_a_blank_one_out(ws):
     assert ws.sandbox.order("NEW-1").captured == 1980
     assert ws.sandbox.order("NEW-2").captured is None
     assert ws.sandbox.order("NEW-3").captured == 980
-    folder = ws.results()
-    assert group_rows(folder)["Succeeded"] == [2, 3, 4]
-    assert [(row["row"], row["result_code"]) for row in sheet(folder, "Failed")] == [
+    results = ws.results()
+    assert group_rows(results)["Succeeded"] == [2, 3, 4]
+    assert [(row["row"], row["result_code"]) for row in results.sheet("Failed")] == [
         (5, "RC3C")
     ]
 
@@ -274,10 +258,10 @@ def test_reauthorize_of_the_sample_file(ws):
     ws.sandbox.load_seed(SAMPLE_DATA / "sandbox_seed.json")
     path = SAMPLE_DATA / "reauthorize.csv"
 
-    result = ws.operation("reauthorize", str(path), "--quiet")
+    result = ws.run("reauthorize", str(path), "--quiet")
 
     assert (result.exit_code, result.output) == (0, "")
-    sent = [json.loads(body) for body in bodies(ws.sandbox, "card-reauthorize")]
+    sent = [json.loads(body) for body in ws.bodies("card-reauthorize")]
     assert len(sent) == 30
     assert [body["order_id"] for body in sent if body["capture"] is False] == [
         f"SUB-202611-00{n:02d}" for n in (5, 10, 15, 20, 25, 30)
@@ -323,10 +307,10 @@ def test_authorize_leaves_out_a_blank_card_id_and_blank_flags(ws):
         ],
     )
 
-    result = ws.operation("authorize", str(path), "--quiet")
+    result = ws.run("authorize", str(path), "--quiet")
 
     assert (result.exit_code, result.output) == (0, "")
-    assert bodies(ws.sandbox, "card-authorize") == [
+    assert ws.bodies("card-authorize") == [
         b'{"order_id": "PN-1", "amount": 1100, "paynow_account_id": "ACC-1", '
         b'"dummy": true}',
         b'{"order_id": "PN-2", "amount": 2200, "capture": false, '
@@ -338,7 +322,7 @@ def test_authorize_leaves_out_a_blank_card_id_and_blank_flags(ws):
         b'"paynow_account_id": "ACC-1", "paynow_card_id": "C-A", '
         b'"paynow_default_card": true, "dummy": true}',
     ]
-    succeeded = sheet(ws.results(), "Succeeded")
+    succeeded = ws.results().sheet("Succeeded")
     assert column(succeeded, "paynow_card_id") == ["C-A", "C-B", "C-B", "C-A"]
 
 
@@ -351,15 +335,13 @@ def test_authorize_rejects_a_default_flag_without_a_card_id(ws):
         "PN-1,1100,ACC-1,,true\nPN-2,1100,ACC-1,,\n",
     )
 
-    result = ws.operation("authorize", str(path), "--skip-invalid", "--quiet")
+    result = ws.run("authorize", str(path), "--skip-invalid", "--quiet")
 
     assert result.exit_code == 1
-    assert [
-        json.loads(b)["order_id"] for b in bodies(ws.sandbox, "card-authorize")
-    ] == ["PN-2"]
-    folder = ws.results()
-    assert group_rows(folder)["Rejected"] == [2]
-    assert sheet(folder, "Rejected")[0]["reasons"] == (
+    assert [json.loads(b)["order_id"] for b in ws.bodies("card-authorize")] == ["PN-2"]
+    results = ws.results()
+    assert group_rows(results)["Rejected"] == [2]
+    assert results.sheet("Rejected")[0]["reasons"] == (
         "paynow_default_card: paynow_default_card is set but paynow_card_id is "
         "blank; leave paynow_default_card empty or give the card id"
     )
@@ -371,7 +353,7 @@ def test_authorize_of_an_unknown_account_fails(ws):
         "stored.csv", "order_id,amount,paynow_account_id\nPN-1,1100,NOBODY\n"
     )
 
-    result = ws.operation("authorize", str(path), "--quiet")
+    result = ws.run("authorize", str(path), "--quiet")
 
     assert result.exit_code == 1
     assert group_rows(ws.results())["Failed"] == [2]
@@ -382,10 +364,10 @@ def test_authorize_of_the_sample_workbook(ws):
     ws.sandbox.load_seed(SAMPLE_DATA / "sandbox_seed.json")
     path = SAMPLE_DATA / "paynow_authorize.xlsx"
 
-    result = ws.operation("authorize", str(path), "--quiet")
+    result = ws.run("authorize", str(path), "--quiet")
 
     assert (result.exit_code, result.output) == (0, "")
-    sent = [json.loads(body) for body in bodies(ws.sandbox, "card-authorize")]
+    sent = [json.loads(body) for body in ws.bodies("card-authorize")]
     assert len(sent) == 20
     with_card = [body for body in sent if "paynow_card_id" in body]
     without = [body for body in sent if "paynow_card_id" not in body]
@@ -393,7 +375,7 @@ def test_authorize_of_the_sample_workbook(ws):
     assert all(body["paynow_default_card"] is False for body in with_card)
     assert all("paynow_default_card" not in body for body in without)
     assert all(type(body["capture"]) is bool for body in sent)
-    assert len(sheet(ws.results(), "Succeeded")) == 20
+    assert len(ws.results().sheet("Succeeded")) == 20
 
 
 # --- live, every operation ------------------------------------------------------
@@ -422,13 +404,13 @@ def test_every_operation_sends_dummy_false_only_with_live(ws, operation):
     text, endpoint = LIVE_FILES[operation]
     path = ws.write("live.csv", text)
 
-    result = ws.operation(operation, str(path), "--live", "--yes", "-q", key="live")
+    result = ws.run(operation, str(path), "--live", "--yes", "-q", key=LIVE_KEY)
 
     assert (result.exit_code, result.output) == (0, "")
-    sent = bodies(ws.sandbox, endpoint)
+    sent = ws.bodies(endpoint)
     assert len(sent) == 1
     assert sent[0].endswith(b', "dummy": false}')
-    assert summary(ws.results())["mode"] == "live"
+    assert ws.results().summary()["mode"] == "live"
 
 
 # --- Review, Skipped and Pending ------------------------------------------------
@@ -441,14 +423,14 @@ def test_a_dropped_answer_puts_the_row_in_review_and_exits_3(ws):
     ws.sandbox.script_order("RV-2", {"action": "close_after_read"})
     path = ws.write("captures.csv", "order_id,amount\nRV-1,1000\nRV-2,2000\n")
 
-    result = ws.operation("capture", str(path), "--quiet")
+    result = ws.run("capture", str(path), "--quiet")
 
     assert result.exit_code == 3
-    folder = ws.results()
+    results = ws.results()
     expected = {name: [] for name in GROUP_SHEETS} | {"Succeeded": [2], "Review": [3]}
-    assert group_rows(folder) == expected
-    assert csv_group_rows(folder) == expected
-    review = sheet(folder, "Review")[0]
+    assert group_rows(results) == expected
+    assert csv_group_rows(results) == expected
+    review = results.sheet("Review")[0]
     assert (
         review["request sent"] == '{"order_id": "RV-2", "amount": 2000, "dummy": true}'
     )
@@ -459,31 +441,33 @@ def test_a_row_done_in_an_earlier_batch_is_skipped(ws):
     """A fixed file run again: the row already captured is Skipped, not sent."""
     ws.sandbox.add_order("SK-1", 1000)
     ws.sandbox.add_order("SK-2", 2000)
-    ws.operation(
-        "capture", str(ws.write("first.csv", "order_id,amount\nSK-1,1000\n")), "-q"
-    )
+    ws.run("capture", str(ws.write("first.csv", "order_id,amount\nSK-1,1000\n")), "-q")
     path = ws.write("second.csv", "order_id,amount\nSK-1,1000\nSK-2,2000\n")
 
-    result = ws.operation("capture", str(path), "--quiet")
+    result = ws.run("capture", str(path), "--quiet")
 
     assert (result.exit_code, result.output) == (0, "")
-    folder = ws.out / "second-capture-batch2"
+    results = Results(ws.out / "second-capture-batch2")
     expected = {name: [] for name in GROUP_SHEETS} | {"Succeeded": [3], "Skipped": [2]}
-    assert group_rows(folder) == expected
-    assert csv_group_rows(folder) == expected
+    assert group_rows(results) == expected
+    assert csv_group_rows(results) == expected
     assert ws.sandbox.received("SK-1") == 1
 
 
 def test_rows_not_sent_when_pop_is_unreachable_are_pending(ws):
     """Connection refused: every row Pending, exit 75, the same command resumes."""
     path = ws.write("captures.csv", "order_id,amount\nPD-1,1000\nPD-2,2000\n")
-    args = ws.common()
-    args[1] = "http://127.0.0.1:9/pop/v1"
-
-    result = ws.run("capture", str(path), *args, "--stop-after", "1", "--quiet")
+    result = ws.run(
+        "capture",
+        str(path),
+        "--stop-after",
+        "1",
+        "--quiet",
+        endpoint="http://127.0.0.1:9/pop/v1",
+    )
 
     assert result.exit_code == 75
-    folder = ws.results()
+    results = ws.results()
     expected = {name: [] for name in GROUP_SHEETS} | {"Pending": [2, 3]}
-    assert group_rows(folder) == expected
-    assert csv_group_rows(folder) == expected
+    assert group_rows(results) == expected
+    assert csv_group_rows(results) == expected

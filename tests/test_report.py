@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Iterator
-from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
 
 import pytest
+from records import T0, batch_record, run_record
 
 from popbatch.errors import ExitCode
 from popbatch.report import (
@@ -35,53 +34,20 @@ from popbatch.rows import (
 )
 
 JST = timezone(timedelta(hours=9))
-T0 = datetime(2026, 1, 31, 14, 0, tzinfo=UTC)  # 23:00 in Tokyo
 
 
-@pytest.fixture(autouse=True)
-def tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Run every test in Tokyo's time zone, as the finance team does."""
-    monkeypatch.setenv("TZ", "Asia/Tokyo")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+# Every test runs in Tokyo's time zone, as the finance team does.
+pytestmark = pytest.mark.usefixtures("tokyo")
 
 
 def make_batch(operation: str = "capture", **changes: Any) -> BatchRecord:
     """A batch read from a CSV with order_id, amount and memo columns."""
-    batch = BatchRecord(
-        id=12,
-        key="key",
-        operation=operation,
-        input_path="/data/2026-01/月末.csv",
-        input_sha256="ab" * 32,
-        input_kind="csv",
-        encoding="cp932",
-        delimiter=",",
-        sheet=None,
-        headers=("order_id", "amount", "memo"),
-        columns={"order_id": 0, "amount": 1},
-        live=False,
-        endpoint="http://127.0.0.1:8080/pop/v1",
-        options={"rate": 5.0},
-        created_at=T0,
-    )
-    return replace(batch, **changes)
+    return batch_record(operation=operation, **changes)
 
 
 def make_run(**changes: Any) -> RunRecord:
     """This run: an hour and five seconds long, by alice on box1."""
-    run = RunRecord(
-        batch_id=12,
-        started_at=T0,
-        user="alice",
-        host="box1",
-        version="0.1.0",
-        options={"rate": 5.0},
-        finished_at=T0 + timedelta(hours=1, seconds=5),
-    )
-    return replace(run, **changes)
+    return run_record(**changes)
 
 
 def answered(

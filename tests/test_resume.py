@@ -8,20 +8,12 @@ counters.
 from __future__ import annotations
 
 import json
-import signal
 from pathlib import Path
 
 import openpyxl
 import pytest
-from journal_cli import (
-    EXIT_FAILED,
-    EXIT_OK,
-    EXIT_REVIEW,
-    LIVE_KEY,
-    Popbatch,
-    summary,
-    wait_until,
-)
+from harness import LIVE_KEY, Popbatch, wait_until
+from run_output import EXIT_FAILED, EXIT_OK, EXIT_REVIEW, expected_summary
 
 from popbatch.journal import Journal, lock_path
 from popbatch.sandbox import SandboxServer
@@ -35,11 +27,11 @@ BUSY = {"status": 429, "headers": {"Retry-After": "0"}, "body": "busy"}
 
 
 @pytest.fixture
-def popbatch(sandbox: SandboxServer, tmp_path: Path) -> Popbatch:
-    """The command line for this test, with its own journal, on the sandbox."""
+def popbatch(popbatch: Popbatch) -> Popbatch:
+    """The command line for this test, with seven orders authorised."""
     for order_id in (*ORDERS, "A-6", "A-7"):
-        sandbox.add_order(order_id, 5000)
-    return Popbatch(sandbox, tmp_path)
+        popbatch.sandbox.add_order(order_id, 5000)
+    return popbatch
 
 
 def captures(popbatch: Popbatch, name: str, *rows: tuple[str, int]) -> Path:
@@ -63,7 +55,7 @@ def test_a_finished_batch_run_again_sends_nothing_and_says_so(
     assert again.exit_code == 0
     assert again.lines == [
         popbatch.finished_text(1),
-        *summary(1, again.folder, EXIT_OK, succeeded=(5, 5000)),
+        *expected_summary(1, again.folder, EXIT_OK, succeeded=(5, 5000)),
     ]
     assert popbatch.received(ORDERS) == dict.fromkeys(ORDERS, 1)
 
@@ -81,7 +73,9 @@ def test_a_finished_batch_exits_as_its_result_with_failed_rows(
     assert (first.exit_code, again.exit_code) == (1, 1)
     assert again.lines == [
         popbatch.finished_text(1),
-        *summary(1, again.folder, EXIT_FAILED, succeeded=(4, 4000), failed=(1, 1000)),
+        *expected_summary(
+            1, again.folder, EXIT_FAILED, succeeded=(4, 4000), failed=(1, 1000)
+        ),
     ]
     assert popbatch.received(ORDERS) == dict.fromkeys(ORDERS, 1)
 
@@ -103,7 +97,7 @@ def test_a_run_that_sends_nothing_keeps_the_batch_finish_time(
 
     assert popbatch.batch(1).finished_at == finished
     assert third.lines[0] == popbatch.finished_text(1)
-    assert [run.exit_code for run in Journal.open(popbatch.journal_path).runs(1)] == [
+    assert [run.exit_code for run in Journal.open(popbatch.journal).runs(1)] == [
         0,
         0,
         0,
@@ -132,7 +126,7 @@ def test_a_stopped_batch_sends_its_planned_and_pending_rows_and_no_done_row(
     assert resumed.exit_code == 0
     assert resumed.lines == [
         "sending 4 rows",
-        *summary(1, resumed.folder, EXIT_OK, succeeded=(5, 5000)),
+        *expected_summary(1, resumed.folder, EXIT_OK, succeeded=(5, 5000)),
     ]
     assert popbatch.received(ORDERS) == {
         "A-1": 1,
@@ -167,8 +161,7 @@ def kill_while_in_flight(
             f"{', '.join(hanging)} to reach the sandbox",
         )
     finally:
-        process.send_signal(signal.SIGKILL)
-        process.wait()
+        process.kill()
     return path
 
 
@@ -205,7 +198,9 @@ def test_a_row_in_flight_when_the_process_died_goes_to_review_and_is_not_resent(
         "sending 2 rows",
         "1 row was in flight when an earlier run stopped: it may have been "
         "applied, so it is in Review and not sent again",
-        *summary(1, resumed.folder, EXIT_REVIEW, succeeded=(4, 4000), review=(1, 1000)),
+        *expected_summary(
+            1, resumed.folder, EXIT_REVIEW, succeeded=(4, 4000), review=(1, 1000)
+        ),
     ]
     assert popbatch.received(ORDERS) == dict.fromkeys(ORDERS, 1)
     assert resumed.group_of()["A-3"] == "Review"
@@ -229,7 +224,9 @@ def test_rows_in_flight_are_counted_in_review_and_the_rest_sent_once(
     assert again.exit_code == 3
     assert again.lines == [
         popbatch.finished_text(1),
-        *summary(1, again.folder, EXIT_REVIEW, succeeded=(3, 3000), review=(2, 2000)),
+        *expected_summary(
+            1, again.folder, EXIT_REVIEW, succeeded=(3, 3000), review=(2, 2000)
+        ),
     ]
     assert popbatch.received(ORDERS) == dict.fromkeys(ORDERS, 1)
 
@@ -284,7 +281,7 @@ def test_resend_unknown_answered_no_at_the_prompt_sends_nothing(
         "Send them again? [y/N]: n",
         "2 Review rows are left in Review: not sent again",
         popbatch.finished_text(1),
-        *summary(
+        *expected_summary(
             1, declined.folder, EXIT_REVIEW, succeeded=(3, 3000), review=(2, 2000)
         ),
     ]
@@ -305,7 +302,7 @@ def test_resend_unknown_answered_yes_at_the_prompt_sends_the_rows_once_more(
         "Send them again? [y/N]: y",
         "sending 2 rows",
         "2 Review rows are sent again, as asked",
-        *summary(1, resent.folder, EXIT_OK, succeeded=(5, 5000)),
+        *expected_summary(1, resent.folder, EXIT_OK, succeeded=(5, 5000)),
     ]
     assert popbatch.received(ORDERS) == {
         **dict.fromkeys(ORDERS, 1),
@@ -419,7 +416,9 @@ def test_fixing_the_rejected_rows_and_running_again_sends_only_those(
     assert second.lines == [
         "sending 1 row",
         "2 rows were already done in an earlier batch: skipped, not sent again",
-        *summary(2, second.folder, EXIT_OK, succeeded=(1, 1000), skipped=(2, 2000)),
+        *expected_summary(
+            2, second.folder, EXIT_OK, succeeded=(1, 1000), skipped=(2, 2000)
+        ),
     ]
     assert popbatch.received(["A-1", "A-2", "A-3"]) == {"A-1": 1, "A-2": 1, "A-3": 1}
     assert [row.problems[0].message for row in popbatch.rows(2)[:2]] == [
@@ -476,7 +475,7 @@ def test_a_row_whose_amount_differs_from_what_was_done_is_flagged_in_skipped(
         "1 row was already done in an earlier batch: skipped, not sent again",
         "1 row differs from what an earlier batch already did and was not sent "
         "(row 3): see Skipped, and check which is right",
-        *summary(2, second.folder, EXIT_FAILED, skipped=(2, 2200)),
+        *expected_summary(2, second.folder, EXIT_FAILED, skipped=(2, 2200)),
     ]
     assert popbatch.rows(2)[1].problems[0].message == (
         "already done in batch 1 (row 3) with amount 1,000; this row asks amount "
@@ -544,16 +543,16 @@ def test_the_journal_defaults_to_the_xdg_state_home(
     argv = ["capture", str(path), "--endpoint", popbatch.sandbox.base_url]
     argv += ["--out", str(popbatch.out)]
 
-    first = popbatch.invoke(argv, env=env)
-    again = popbatch.invoke(argv, env=env)
-    status = popbatch.invoke(["status"], env=env)
+    first = popbatch.invoke(*argv, env=env)
+    again = popbatch.invoke(*argv, env=env)
+    status = popbatch.invoke("status", env=env)
 
     journal = state / "popbatch" / "journal.sqlite3"
     assert (first.exit_code, again.exit_code, status.exit_code) == (0, 0, 0)
     assert journal.is_file()
     assert again.lines[0].startswith("batch 1 already finished on ")
     assert status.stdout.startswith("batch 1  ")
-    assert not popbatch.journal_path.exists()
+    assert not popbatch.journal.exists()
     assert popbatch.received(["A-1"]) == {"A-1": 1}
 
 
@@ -567,8 +566,8 @@ def test_without_xdg_state_home_the_journal_is_under_the_home_folder(
     argv = ["capture", str(path), "--endpoint", popbatch.sandbox.base_url]
     argv += ["--out", str(popbatch.out)]
 
-    run = popbatch.invoke(argv, env=env)
-    status = popbatch.invoke(["status"], env=env)
+    run = popbatch.invoke(*argv, env=env)
+    status = popbatch.invoke("status", env=env)
 
     assert (run.exit_code, status.exit_code) == (0, 0)
     assert (home / ".local" / "state" / "popbatch" / "journal.sqlite3").is_file()
@@ -585,10 +584,10 @@ def test_popbatch_journal_names_the_journal_for_runs_and_status(
     argv = ["capture", str(path), "--endpoint", popbatch.sandbox.base_url]
     argv += ["--out", str(popbatch.out)]
 
-    run = popbatch.invoke(argv, env=env)
-    status = popbatch.invoke(["status", "1"], env=env)
+    run = popbatch.invoke(*argv, env=env)
+    status = popbatch.invoke("status", "1", env=env)
     elsewhere = popbatch.invoke(
-        ["status", "--journal", str(tmp_path / "other.sqlite3")], env=env
+        "status", "--journal", str(tmp_path / "other.sqlite3"), env=env
     )
 
     assert (run.exit_code, status.exit_code) == (0, 0)
@@ -621,10 +620,9 @@ def test_a_second_run_while_one_holds_the_journal_exits_75_and_sends_nothing(
     try:
         wait_until(lambda: sandbox.received("A-3") == 1, "the holder to be sending")
         busy = popbatch.run("capture", other)
-        held = json.loads(lock_path(popbatch.journal_path).read_text())
+        held = json.loads(lock_path(popbatch.journal).read_text())
     finally:
-        holder.send_signal(signal.SIGKILL)
-        holder.wait()
+        holder.kill()
     sandbox.set_faults()
 
     resumed = popbatch.run("capture", path)
@@ -632,7 +630,7 @@ def test_a_second_run_while_one_holds_the_journal_exits_75_and_sends_nothing(
     assert busy.exit_code == 75
     assert busy.lines == [
         f"Error: another popbatch run is using the journal "
-        f"{str(popbatch.journal_path)!r} (pid {holder.pid}, started at "
+        f"{str(popbatch.journal)!r} (pid {holder.pid}, started at "
         f"{held['started_at']})",
         "Wait for it to finish and run the same command again; it resumes where "
         "the batch stands.",

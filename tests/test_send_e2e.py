@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import logging
 import re
-import socket
 import threading
 import time
 from email.utils import formatdate
@@ -21,15 +20,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from batchrun import (
-    Ran,
-    assert_applied_at_most_once,
-    assert_one_body,
-    captures,
-    run_cli,
-    run_pipeline,
-    write_csv,
-)
+from harness import Popbatch, assert_applied_at_most_once, assert_one_body, free_port
+from run_output import EXIT_LATER, EXIT_REVIEW, Run, expected_summary
 
 from popbatch.cli import setup_logging
 from popbatch.client import PopClient
@@ -53,55 +45,6 @@ def json_answer(**fields: Any) -> dict[str, Any]:
     return {"status": 200, "json": answer}
 
 
-def summary(
-    batch: int,
-    folder: Path | None,
-    exit_line: str,
-    operation: str = "capture",
-    **groups: tuple[int, int],
-) -> list[str]:
-    """The summary lines the command line prints at the end of a run."""
-    tallies = {
-        name: groups.get(name.lower(), (0, 0))
-        for name in ("Succeeded", "Failed", "Rejected", "Review", "Skipped", "Pending")
-    }
-    rows = sum(count for count, _ in tallies.values())
-    amount = sum(yen for _, yen in tallies.values())
-
-    def line(name: str, count: int, yen: int) -> str:
-        noun = "rows" if count != 1 else "row "
-        return f"  {name:<9}  {count:>7,} {noun}  {yen:>14,} yen"
-
-    lines = [
-        f"popbatch {operation}, batch {batch} (test: dummy requests, no money moved)"
-    ]
-    lines += [line(name, *tally) for name, tally in tallies.items()]
-    lines.append(line("Total", rows, amount))
-    lines.append(
-        f"  adds up: {rows:,} rows in the groups = {rows:,} rows in the input, "
-        f"{amount:,} yen = {amount:,} yen"
-    )
-    if tallies["Review"][0]:
-        lines.append(
-            "Review rows may or may not have been processed: check them in the "
-            "merchant portal before sending them again."
-        )
-    lines.append(f"Results: {folder}")
-    lines.append(exit_line)
-    return lines
-
-
-EXIT_3 = "Exit 3: some outcomes are unknown: check the Review rows"
-EXIT_75 = "Exit 75: try again later: rows are still pending or the journal is busy"
-EXIT_78 = "Exit 78: configuration: the key or the settings need fixing"
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on."""
-    with socket.create_server(("127.0.0.1", 0)) as probe:
-        return int(probe.getsockname()[1])
-
-
 def seeded(sandbox: SandboxServer, *order_ids: str, amount: int = 1000) -> list[str]:
     """Add authorised orders to the sandbox's ledger; return their ids."""
     for order_id in order_ids:
@@ -109,7 +52,7 @@ def seeded(sandbox: SandboxServer, *order_ids: str, amount: int = 1000) -> list[
     return list(order_ids)
 
 
-def reason_and_detail(ran: Ran, group: str) -> dict[str, tuple[str, str]]:
+def reason_and_detail(ran: Run, group: str) -> dict[str, tuple[str, str]]:
     """order_id -> (reason, detail) for the rows of one group."""
     return {row["order_id"]: (row["reason"], row["detail"]) for row in ran.group(group)}
 
@@ -118,18 +61,18 @@ def reason_and_detail(ran: Ran, group: str) -> dict[str, tuple[str, str]]:
 
 
 def test_case_18_html_pages_go_to_review_and_the_batch_goes_on(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """Case 18: a 502 page and a 200 maintenance page are Review; 2 + 2, exit 3."""
     sandbox.set_script(DATA / "stubs" / "18-html-error-page.json")
     orders = ["HE-001", "HE-002", "HE-003", "HE-004"]
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_cli(tmp_path, sandbox.base_url, file)
+    ran = popbatch.run("capture", file)
 
     assert ran.exit_code == 3
-    assert ran.said == summary(
-        1, ran.folder, EXIT_3, succeeded=(2, 2000), review=(2, 2000)
+    assert ran.said == expected_summary(
+        1, ran.folder, EXIT_REVIEW, succeeded=(2, 2000), review=(2, 2000)
     )
     assert ran.order_ids("succeeded") == ["HE-001", "HE-003"]
     assert reason_and_detail(ran, "review") == {
@@ -156,20 +99,14 @@ def test_case_18_html_pages_go_to_review_and_the_batch_goes_on(
 
 
 def test_case_19_dropped_and_timed_out_refunds_are_not_sent_again(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """Case 19: a closed connection and a 2 s read timeout go to Review, sent once."""
     sandbox.set_script(DATA / "stubs" / "19-connection-drop-no-blind-retry.json")
     orders = ["CR-001", "CR-002", "CR-003", "CR-004"]
-    file = write_csv(
-        tmp_path / "partial_refunds.csv",
-        ["order_id", "amount"],
-        [[oid, 500] for oid in orders],
-    )
+    file = popbatch.write_csv("partial_refunds.csv", [[oid, 500] for oid in orders])
 
-    ran = run_cli(
-        tmp_path, sandbox.base_url, file, "--timeout", "2", operation="cancel"
-    )
+    ran = popbatch.run("cancel", file, "--timeout", "2")
 
     assert ran.exit_code == 3
     assert ran.order_ids("succeeded") == ["CR-001", "CR-003"]
@@ -191,14 +128,14 @@ def test_case_19_dropped_and_timed_out_refunds_are_not_sent_again(
 
 
 def test_review_rows_are_not_sent_again_by_a_later_run(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """Re-running after case 18 sends nothing: Review rows wait for a person."""
     sandbox.set_script(DATA / "stubs" / "18-html-error-page.json")
-    file = captures(tmp_path / "capture.csv", ["HE-001", "HE-002", "HE-003", "HE-004"])
-    run_cli(tmp_path, sandbox.base_url, file)
+    file = popbatch.captures("capture.csv", ["HE-001", "HE-002", "HE-003", "HE-004"])
+    popbatch.run("capture", file)
 
-    again = run_cli(tmp_path, sandbox.base_url, file)
+    again = popbatch.run("capture", file)
 
     assert again.exit_code == 3
     assert again.counts()["review"] == 2
@@ -211,15 +148,18 @@ def test_review_rows_are_not_sent_again_by_a_later_run(
 def test_unreachable_gateway_leaves_every_row_pending(tmp_path: Path) -> None:
     """Connection refused: nothing sent, rows stay pending (exit 75), none in Review."""
     port = free_port()
-    file = captures(tmp_path / "capture.csv", ["U-1", "U-2", "U-3", "U-4"])
+    popbatch = Popbatch(tmp_path)
+    file = popbatch.captures("capture.csv", ["U-1", "U-2", "U-3", "U-4"])
 
-    ran = run_pipeline(tmp_path, f"http://127.0.0.1:{port}/pop/v1", file, concurrency=1)
+    ran = popbatch.run_batch(
+        "capture", file, endpoint=f"http://127.0.0.1:{port}/pop/v1", concurrency=1
+    )
 
     assert ran.exit_code == 75
     refused = (
         f"could not connect to 127.0.0.1:{port} (connection refused); nothing was sent."
     )
-    assert ran.result_lines[0] == (
+    assert ran.lines[0] == (
         f"4 rows stay pending: 1 after 3 attempts, 3 because this run's 3 retries "
         f"were used up (last answer: {refused[:-1]}). Run the same command again "
         "later to send them."
@@ -234,9 +174,10 @@ def test_unreachable_gateway_leaves_every_row_pending(tmp_path: Path) -> None:
 def test_unreachable_gateway_through_the_command_line(tmp_path: Path) -> None:
     """One row, nothing listening: the terminal says it could not connect; exit 75."""
     port = free_port()
-    file = captures(tmp_path / "capture.csv", ["U-1"])
+    popbatch = Popbatch(tmp_path)
+    file = popbatch.captures("capture.csv", ["U-1"])
 
-    ran = run_cli(tmp_path, f"http://127.0.0.1:{port}/pop/v1", file)
+    ran = popbatch.run("capture", file, endpoint=f"http://127.0.0.1:{port}/pop/v1")
 
     assert ran.exit_code == 75
     assert ran.said[0] == (
@@ -244,7 +185,7 @@ def test_unreachable_gateway_through_the_command_line(tmp_path: Path) -> None:
         f"127.0.0.1:{port} (connection refused); nothing was sent). Run the same "
         "command again later to send it."
     )
-    assert ran.said[-1] == EXIT_75
+    assert ran.said[-1] == EXIT_LATER
     assert ran.counts()["review"] == 0
 
 
@@ -270,16 +211,16 @@ def test_unreachable_gateway_through_the_command_line(tmp_path: Path) -> None:
     ids=["html", "empty", "pop-json"],
 )
 def test_429_is_retried_whatever_its_body(
-    sandbox: SandboxServer, tmp_path: Path, body: dict[str, Any], code: str
+    sandbox: SandboxServer, popbatch: Popbatch, body: dict[str, Any], code: str
 ) -> None:
     """A 429 says nothing was done: the same bytes go again and the row succeeds."""
     orders = seeded(sandbox, "T-1")
     sandbox.script_order(
         "T-1", {"status": 429, "headers": {"Retry-After": "0"}, **body}
     )
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_cli(tmp_path, sandbox.base_url, file)
+    ran = popbatch.run("capture", file)
 
     assert ran.exit_code == 0
     assert ran.order_ids("succeeded") == ["T-1"]
@@ -292,7 +233,7 @@ def test_429_is_retried_whatever_its_body(
     ]
 
 
-def ran_ms(ran: Ran, order_id: str) -> str:
+def ran_ms(ran: Run, order_id: str) -> str:
     """The ms= value the first WARNING line about ``order_id`` shows."""
     for line in ran.log_lines:
         if f"order_id={order_id} " in line:
@@ -303,16 +244,16 @@ def ran_ms(ran: Ran, order_id: str) -> str:
 
 
 def test_503_with_retry_after_in_seconds_waits_that_long(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """Retry-After: 1 on a 503: the second request comes a second after the first."""
     orders = seeded(sandbox, "S-1")
     sandbox.script_order(
         "S-1", {"status": 503, "headers": {"Retry-After": "1"}, "body": "busy"}
     )
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_cli(tmp_path, sandbox.base_url, file)
+    ran = popbatch.run("capture", file)
 
     assert ran.exit_code == 0
     assert ran.order_ids("succeeded") == ["S-1"]
@@ -327,7 +268,7 @@ def test_503_with_retry_after_in_seconds_waits_that_long(
 
 
 def test_503_with_retry_after_as_an_http_date_is_honoured(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """An HTTP date in Retry-After is read (one already past means: at once)."""
     orders = seeded(sandbox, "S-2")
@@ -335,9 +276,9 @@ def test_503_with_retry_after_as_an_http_date_is_honoured(
     sandbox.script_order(
         "S-2", {"status": 503, "headers": {"Retry-After": past}, "body": "busy"}
     )
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_cli(tmp_path, sandbox.base_url, file)
+    ran = popbatch.run("capture", file)
 
     assert ran.exit_code == 0
     assert_one_body(sandbox, "S-2", times=2)
@@ -349,14 +290,14 @@ def test_503_with_retry_after_as_an_http_date_is_honoured(
 
 
 def test_503_without_retry_after_is_review_not_retried(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """Any other 5xx, a 503 without Retry-After included, is unknown: sent once."""
     orders = seeded(sandbox, "S-3")
     sandbox.set_faults(unavailable=1.0, retry_after_style="none")
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_cli(tmp_path, sandbox.base_url, file)
+    ran = popbatch.run("capture", file)
 
     assert ran.exit_code == 3
     assert reason_and_detail(ran, "review") == {
@@ -369,20 +310,20 @@ def test_503_without_retry_after_is_review_not_retried(
 
 
 def test_retry_after_beyond_the_ceiling_stops_with_the_rest_pending(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """POP asks for 120 s, --max-retry-wait is 60: stop, nothing waits, exit 75."""
     orders = seeded(sandbox, "W-1", "W-2", "W-3")
     sandbox.set_faults(too_many_requests=1.0, retry_after_s=120)
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_cli(tmp_path, sandbox.base_url, file, "--max-retry-wait", "60")
+    ran = popbatch.run("capture", file, "--max-retry-wait", "60")
 
     assert ran.exit_code == 75
     assert ran.said == [
         "POP asked to wait 120 s before sending more, longer than the 60 s "
         "ceiling; the remaining rows stay pending. Run the same command again later.",
-        *summary(1, ran.folder, EXIT_75, pending=(3, 3000)),
+        *expected_summary(1, ran.folder, EXIT_LATER, pending=(3, 3000)),
     ]
     assert sandbox.received() == 1
     assert sandbox.applied() == 0
@@ -433,7 +374,7 @@ def test_retry_after_beyond_the_ceiling_stops_with_the_rest_pending(
 )
 def test_answers_that_may_hide_a_capture_go_to_review_sent_once(
     sandbox: SandboxServer,
-    tmp_path: Path,
+    popbatch: Popbatch,
     faults: dict[str, float],
     reason: str,
     detail: str,
@@ -441,9 +382,9 @@ def test_answers_that_may_hide_a_capture_go_to_review_sent_once(
     """Dropped, timed out or not POP JSON: Review with evidence, exit 3, sent once."""
     orders = seeded(sandbox, "Q-1")
     sandbox.set_faults(Faults.from_mapping(faults))
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_cli(tmp_path, sandbox.base_url, file, "--timeout", "0.5")
+    ran = popbatch.run("capture", file, "--timeout", "0.5")
 
     assert ran.exit_code == 3
     assert reason_and_detail(ran, "review") == {"Q-1": (reason, detail)}
@@ -452,14 +393,14 @@ def test_answers_that_may_hide_a_capture_go_to_review_sent_once(
 
 
 def test_truncated_body_is_review_with_what_arrived(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """A body cut in half: Review, the bytes that arrived kept, sent once."""
     orders = seeded(sandbox, "Q-2")
     sandbox.set_faults(truncated_body=1.0)
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_cli(tmp_path, sandbox.base_url, file)
+    ran = popbatch.run("capture", file)
 
     assert ran.exit_code == 3
     (row,) = ran.group("review")
@@ -507,7 +448,7 @@ def test_truncated_body_is_review_with_what_arrived(
 )
 def test_pop_answers_in_doubt_go_to_review(
     sandbox: SandboxServer,
-    tmp_path: Path,
+    popbatch: Popbatch,
     answer: dict[str, Any],
     reason: str,
     detail: str,
@@ -515,9 +456,9 @@ def test_pop_answers_in_doubt_go_to_review(
     """Unknown code, another order's id, m_status pending: Review, never re-sent."""
     orders = seeded(sandbox, "M-1")
     sandbox.script_order("M-1", answer)
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_cli(tmp_path, sandbox.base_url, file)
+    ran = popbatch.run("capture", file)
 
     assert ran.exit_code == 3
     assert reason_and_detail(ran, "review") == {"M-1": (reason, detail)}
@@ -531,13 +472,14 @@ def test_reauthorize_accepts_the_original_or_the_new_order_id(
     """The API text's reauthorize example answers with the original id: a success."""
     server = make_sandbox(reauthorize_echo=echo)
     server.add_order("ORIG-1", 3000)
-    file = write_csv(
-        tmp_path / "reauthorize.csv",
-        ["order_id", "original_order_id", "amount"],
+    popbatch = Popbatch(tmp_path, server)
+    file = popbatch.write_csv(
+        "reauthorize.csv",
         [["NEW-1", "ORIG-1", 3000]],
+        "order_id,original_order_id,amount",
     )
 
-    ran = run_cli(tmp_path, server.base_url, file, operation="reauthorize")
+    ran = popbatch.run("reauthorize", file)
 
     assert ran.exit_code == 0
     assert ran.order_ids("succeeded") == ["NEW-1"]
@@ -566,21 +508,21 @@ def test_reauthorize_accepts_the_original_or_the_new_order_id(
     ],
 )
 def test_errors_before_the_gateway_are_retried_then_left_pending(
-    sandbox: SandboxServer, tmp_path: Path, fault: str, code: str, meaning: str
+    sandbox: SandboxServer, popbatch: Popbatch, fault: str, code: str, meaning: str
 ) -> None:
     """RA01/RD01/RM01 without m_status: three identical attempts, pending, exit 75."""
     orders = seeded(sandbox, "N-1")
     sandbox.set_faults(Faults.from_mapping({fault: 1.0}))
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_pipeline(tmp_path, sandbox.base_url, file)
+    ran = popbatch.run_batch("capture", file)
 
     assert ran.exit_code == 75
     detail = (
         f"POP answered {code} ({meaning}) before reaching the payment gateway; "
         "nothing was processed."
     )
-    assert ran.result_lines[0] == (
+    assert ran.lines[0] == (
         f"1 row stays pending after 3 attempts (last answer: {detail[:-1]}). Run the "
         "same command again later to send it."
     )
@@ -592,16 +534,16 @@ def test_errors_before_the_gateway_are_retried_then_left_pending(
 
 
 def test_error_before_the_gateway_then_success_is_applied_once(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """RA01 once, then the real answer: two identical requests, applied once."""
     orders = seeded(sandbox, "N-2")
     sandbox.script_order(
         "N-2", json_answer(result_code="RA01", message="Application Error")
     )
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_pipeline(tmp_path, sandbox.base_url, file)
+    ran = popbatch.run_batch("capture", file)
 
     assert ran.exit_code == 0
     assert ran.order_ids("succeeded") == ["N-2"]
@@ -610,16 +552,16 @@ def test_error_before_the_gateway_then_success_is_applied_once(
 
 
 def test_pending_rows_are_sent_by_the_next_run(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """Once the gateway recovers, the same command sends the pending rows, once each."""
     orders = seeded(sandbox, "N-3", "N-4")
     sandbox.set_faults(rm01=1.0)
-    file = captures(tmp_path / "capture.csv", orders)
-    first = run_pipeline(tmp_path, sandbox.base_url, file)
+    file = popbatch.captures("capture.csv", orders)
+    first = popbatch.run_batch("capture", file)
     sandbox.set_faults()
 
-    again = run_pipeline(tmp_path, sandbox.base_url, file)
+    again = popbatch.run_batch("capture", file)
 
     assert first.exit_code == 75
     assert again.exit_code == 0
@@ -631,15 +573,15 @@ def test_pending_rows_are_sent_by_the_next_run(
 
 
 def test_declines_are_failed_and_never_stop_the_batch(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """Five declines in a row with --stop-after 2: all answered, Failed, exit 1."""
     orders = [f"D-{n}" for n in range(1, 6)]
     for order_id in orders:
         sandbox.add_order(order_id, 1000, decline=True)
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_cli(tmp_path, sandbox.base_url, file, "--stop-after", "2")
+    ran = popbatch.run("capture", file, "--stop-after", "2")
 
     assert ran.exit_code == 1
     assert ran.order_ids("failed") == orders
@@ -648,7 +590,10 @@ def test_declines_are_failed_and_never_stop_the_batch(
         "declined by the payment gateway: 無効カードです。 (RM01, gateway code "
         "AG48000000000000)",
     )
-    assert ran.said[-1] == "Exit 1: some rows failed at POP, were rejected, or need a decision"
+    assert (
+        ran.said[-1]
+        == "Exit 1: some rows failed at POP, were rejected, or need a decision"
+    )
     for order_id in orders:
         assert_one_body(sandbox, order_id, times=1)
 
@@ -657,13 +602,13 @@ def test_declines_are_failed_and_never_stop_the_batch(
 
 
 def test_rejected_key_stops_the_batch_after_the_first_request(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """RC17: one request, every row pending, exit 78, no key shown."""
     orders = seeded(sandbox, "K-1", "K-2", "K-3", "K-4", "K-5")
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_cli(tmp_path, sandbox.base_url, file, key="Wrong-Key-5f0c2e")
+    ran = popbatch.run("capture", file, key="Wrong-Key-5f0c2e")
 
     assert ran.exit_code == 78
     assert ran.said[0] == (
@@ -682,14 +627,14 @@ def test_rejected_key_stops_the_batch_after_the_first_request(
 
 
 def test_same_command_finishes_the_batch_once_the_key_is_fixed(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """The row POP refused for the key was not processed: the re-run sends it."""
     orders = seeded(sandbox, "K-6", "K-7", "K-8")
-    file = captures(tmp_path / "capture.csv", orders)
-    run_cli(tmp_path, sandbox.base_url, file, key="Wrong-Key-5f0c2e")
+    file = popbatch.captures("capture.csv", orders)
+    popbatch.run("capture", file, key="Wrong-Key-5f0c2e")
 
-    ran = run_cli(tmp_path, sandbox.base_url, file)
+    ran = popbatch.run("capture", file)
 
     assert ran.exit_code == 0
     assert ran.order_ids("succeeded") == ["K-6", "K-7", "K-8"]
@@ -701,9 +646,10 @@ def test_rejected_key_under_always_200_stops_the_batch_too(
 ) -> None:
     """RC17 in a 200 answer is judged by its code: the batch stops all the same."""
     server = make_sandbox(error_status="always-200")
-    file = captures(tmp_path / "capture.csv", ["K-1", "K-2"])
+    popbatch = Popbatch(tmp_path, server)
+    file = popbatch.captures("capture.csv", ["K-1", "K-2"])
 
-    ran = run_cli(tmp_path, server.base_url, file, key="Wrong-Key-5f0c2e")
+    ran = popbatch.run("capture", file, key="Wrong-Key-5f0c2e")
 
     assert ran.exit_code == 78
     assert ran.counts()["failed"] == 0
@@ -712,13 +658,13 @@ def test_rejected_key_under_always_200_stops_the_batch_too(
 
 
 def test_test_merchant_sending_live_stops_the_batch(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """RC44: a test merchant's key with --live: stop after one, say how to fix it."""
     orders = seeded(sandbox, "L-1", "L-2", "L-3")
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_cli(tmp_path, sandbox.base_url, file, "--live", "--yes")
+    ran = popbatch.run("capture", file, "--live", "--yes")
 
     assert ran.exit_code == 78
     assert (
@@ -750,14 +696,14 @@ def test_test_merchant_sending_live_stops_the_batch(
     ],
 )
 def test_401_and_403_pages_stop_the_batch(
-    sandbox: SandboxServer, tmp_path: Path, status: int, reason: str, message: str
+    sandbox: SandboxServer, popbatch: Popbatch, status: int, reason: str, message: str
 ) -> None:
     """A proxy's 401 or 403 page: every row pending, the batch stops, exit 78."""
     orders = seeded(sandbox, "H-1", "H-2", "H-3")
     sandbox.script_order("H-1", {"status": status, "body": "<html>denied</html>"})
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_cli(tmp_path, sandbox.base_url, file)
+    ran = popbatch.run("capture", file)
 
     assert ran.exit_code == 78
     assert message in ran.said
@@ -767,14 +713,14 @@ def test_401_and_403_pages_stop_the_batch(
 
 
 def test_wrong_endpoint_stops_the_batch_at_the_first_404(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """A web server's 404 page: that row in Review, the batch stops, exit 78."""
     orders = seeded(sandbox, "E-1", "E-2", "E-3", "E-4")
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
     wrong = sandbox.base_url.replace("/pop/v1", "/pop/v2")
 
-    ran = run_cli(tmp_path, wrong, file)
+    ran = popbatch.run("capture", file, endpoint=wrong)
 
     assert ran.exit_code == 78
     assert ran.said[0] == (
@@ -794,14 +740,14 @@ def test_wrong_endpoint_stops_the_batch_at_the_first_404(
 
 
 def test_405_page_stops_the_batch_like_a_404(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """A 405 that is not POP JSON means the URL is not POP's either."""
     orders = seeded(sandbox, "E-5", "E-6")
     sandbox.script_order("E-5", {"status": 405, "body": "Method Not Allowed"})
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_cli(tmp_path, sandbox.base_url, file)
+    ran = popbatch.run("capture", file)
 
     assert ran.exit_code == 78
     assert ran.said[0].startswith("The endpoint answered HTTP 405 with a page")
@@ -814,37 +760,36 @@ def test_405_page_stops_the_batch_like_a_404(
 
 
 def test_consecutive_not_processed_answers_stop_the_batch(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """--stop-after 2, every request a 429: stop after two, the rest pending, 75."""
     orders = seeded(sandbox, "C-1", "C-2", "C-3", "C-4")
     sandbox.set_faults(too_many_requests=1.0, retry_after_s=0)
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_cli(tmp_path, sandbox.base_url, file, "--stop-after", "2")
+    ran = popbatch.run("capture", file, "--stop-after", "2")
 
     assert ran.exit_code == 75
     assert ran.said == [
         "2 requests in a row were not sent or not processed (last: HTTP 429: POP "
         "asked to slow down (retry after 0 s); nothing was processed); the "
         "remaining rows stay pending. Run the same command again later.",
-        *summary(1, ran.folder, EXIT_75, pending=(4, 4000)),
+        *expected_summary(1, ran.folder, EXIT_LATER, pending=(4, 4000)),
     ]
     assert_one_body(sandbox, "C-1", times=2)
     assert sandbox.received() == 2
 
 
 def test_consecutive_unknown_outcomes_stop_the_batch(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """Every request times out: stop after --stop-after of them, rest pending, 75."""
     orders = seeded(sandbox, "V-1", "V-2", "V-3", "V-4", "V-5")
     sandbox.set_faults(hang=1.0)
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_cli(
-        tmp_path,
-        sandbox.base_url,
+    ran = popbatch.run(
+        "capture",
         file,
         "--stop-after",
         "2",
@@ -867,20 +812,20 @@ def test_consecutive_unknown_outcomes_stop_the_batch(
 
 
 def test_run_wide_retry_budget_leaves_the_rest_pending(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """Five rows, each RA01 once: three retries in the run, two rows left pending."""
     orders = seeded(sandbox, "B-1", "B-2", "B-3", "B-4", "B-5")
     for order_id in orders:
         sandbox.script_order(order_id, json_answer(result_code="RA01", message="x"))
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_pipeline(tmp_path, sandbox.base_url, file, concurrency=1)
+    ran = popbatch.run_batch("capture", file, concurrency=1)
 
     assert ran.exit_code == 75
     assert ran.order_ids("succeeded") == ["B-1", "B-2", "B-3"]
     assert ran.order_ids("pending") == ["B-4", "B-5"]
-    assert ran.result_lines[0] == (
+    assert ran.lines[0] == (
         "2 rows stay pending: this run's 3 retries were used up (last answer: POP "
         "answered RA01 (Application Error - an unknown error has occurred on "
         "VeriTrans side) before reaching the payment gateway; nothing was "
@@ -888,7 +833,7 @@ def test_run_wide_retry_budget_leaves_the_rest_pending(
     )
     assert sandbox.received() == 8
 
-    again = run_pipeline(tmp_path, sandbox.base_url, file, concurrency=1)
+    again = popbatch.run_batch("capture", file, concurrency=1)
 
     assert again.exit_code == 0
     assert again.counts()["succeeded"] == 5
@@ -900,7 +845,7 @@ def test_run_wide_retry_budget_leaves_the_rest_pending(
 
 
 def test_every_attempt_of_every_worker_passes_the_one_limiter(
-    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: SandboxServer, popbatch: Popbatch, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One limiter for the run; every request, retries included, acquires it first."""
     limiters: list[CountingLimiter] = []
@@ -926,9 +871,9 @@ def test_every_attempt_of_every_worker_passes_the_one_limiter(
         sandbox.script_order(
             order_id, {"status": 429, "headers": {"Retry-After": "0"}, "body": ""}
         )
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_pipeline(tmp_path, sandbox.base_url, file, concurrency=3)
+    ran = popbatch.run_batch("capture", file, concurrency=3)
 
     assert ran.exit_code == 0
     (limiter,) = limiters
@@ -944,7 +889,7 @@ def test_every_attempt_of_every_worker_passes_the_one_limiter(
 
 
 def test_each_worker_has_a_client_of_its_own(
-    sandbox: SandboxServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    sandbox: SandboxServer, popbatch: Popbatch, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """One PopClient (one Session) per worker, never used by two threads at once."""
     clients: list[RecordingClient] = []
@@ -961,9 +906,9 @@ def test_each_worker_has_a_client_of_its_own(
 
     monkeypatch.setattr("popbatch.sender.PopClient", RecordingClient)
     orders = seeded(sandbox, *(f"P-{n}" for n in range(1, 21)))
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_pipeline(tmp_path, sandbox.base_url, file, concurrency=4)
+    ran = popbatch.run_batch("capture", file, concurrency=4)
 
     assert ran.exit_code == 0
     assert len(clients) == 4
@@ -976,21 +921,19 @@ def test_each_worker_has_a_client_of_its_own(
 
 
 def test_timeouts_given_on_the_command_line_are_used_and_recorded(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """--connect-timeout and --timeout reach the client and the batch's record."""
     orders = seeded(sandbox, "O-1")
     sandbox.set_faults(hang=1.0)
-    file = captures(tmp_path / "capture.csv", orders)
+    file = popbatch.captures("capture.csv", orders)
 
-    ran = run_cli(
-        tmp_path, sandbox.base_url, file, "--connect-timeout", "1.5", "--timeout", "0.4"
-    )
+    ran = popbatch.run("capture", file, "--connect-timeout", "1.5", "--timeout", "0.4")
 
     assert reason_and_detail(ran, "review")["O-1"][1].startswith(
         "no response within 0.4 s (read timeout)"
     )
-    journal = Journal.open(tmp_path / "journal.sqlite3")
+    journal = Journal.open(popbatch.journal)
     try:
         (batch,) = journal.list_batches()
     finally:
@@ -1025,25 +968,23 @@ ROW_LINES = [
 ]
 
 
-def logged_batch(sandbox: SandboxServer, tmp_path: Path) -> Path:
+def logged_batch(sandbox: SandboxServer, popbatch: Popbatch) -> Path:
     """A batch with a success, a retried 429, a decline and a Review row."""
     seeded(sandbox, "G-1", "G-2", "G-4")
     sandbox.add_order("G-3", 1000, decline=True)
     sandbox.script_order("G-2", {"status": 429, "headers": {"Retry-After": "0"}})
     sandbox.script_order("G-4", {"status": 502, "body": "<html>502</html>"})
-    return captures(tmp_path / "capture.csv", ["G-1", "G-2", "G-3", "G-4"])
+    return popbatch.captures("capture.csv", ["G-1", "G-2", "G-3", "G-4"])
 
 
 def test_log_file_has_one_line_per_row_outcome_and_retries_at_warning(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """--log-file: a key=value INFO line per row, a WARNING per retry; stderr quiet."""
-    file = logged_batch(sandbox, tmp_path)
-    log = tmp_path / "popbatch.log"
+    file = logged_batch(sandbox, popbatch)
+    log = popbatch.root / "popbatch.log"
 
-    ran = run_cli(
-        tmp_path, sandbox.base_url, file, "--concurrency", "1", "--log-file", str(log)
-    )
+    ran = popbatch.run("capture", file, "--concurrency", "1", "--log-file", str(log))
 
     assert ran.exit_code == 3
     assert row_lines(log.read_text("utf-8")) == ROW_LINES
@@ -1052,12 +993,12 @@ def test_log_file_has_one_line_per_row_outcome_and_retries_at_warning(
 
 
 def test_verbose_puts_the_row_lines_on_stderr(
-    sandbox: SandboxServer, tmp_path: Path
+    sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
     """-v: the same lines on stderr, and the batch's start and end at INFO."""
-    file = logged_batch(sandbox, tmp_path)
+    file = logged_batch(sandbox, popbatch)
 
-    ran = run_cli(tmp_path, sandbox.base_url, file, "--concurrency", "1", "-v")
+    ran = popbatch.run("capture", file, "--concurrency", "1", "-v")
 
     assert row_lines(ran.stderr) == ROW_LINES
     assert "INFO batch=1 sending rows=4" in ran.log_lines

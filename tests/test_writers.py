@@ -8,9 +8,8 @@ import os
 import stat
 import time
 import zipfile
-from collections.abc import Iterator
 from dataclasses import replace
-from datetime import UTC, datetime, timedelta
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +17,7 @@ import openpyxl
 import pandas as pd
 import pytest
 from openpyxl.worksheet.worksheet import Worksheet
+from records import T0, batch_record, run_record
 from xlsxwriter.exceptions import FileCreateError
 
 from popbatch.errors import OutputError, UsageError
@@ -42,7 +42,6 @@ from popbatch.rows import (
     RunRecord,
 )
 
-T0 = datetime(2026, 1, 31, 14, 0, tzinfo=UTC)  # 23:00 in Tokyo
 HYPERLINK = '=HYPERLINK("http://example.invalid/?q=1","open")'
 # How a CSV line holds it: quoted, inner quotes doubled, after the apostrophe.
 # xlsxwriter copies a text shaped <r>...</r> into the file as rich-text XML,
@@ -78,52 +77,30 @@ CSV_FILES = [
 ]
 
 
-@pytest.fixture(autouse=True)
-def tokyo(monkeypatch: pytest.MonkeyPatch) -> Iterator[None]:
-    """Run every test in Tokyo's time zone, as the finance team does."""
-    monkeypatch.setenv("TZ", "Asia/Tokyo")
-    time.tzset()
-    yield
-    monkeypatch.undo()
-    time.tzset()
+# Every test runs in Tokyo's time zone, as the finance team does.
+pytestmark = pytest.mark.usefixtures("tokyo")
 
 
 # --- a small factory of journal records ------------------------------------
 
 
+OPTIONS = {"rate": 5.0, "server_key_file": "/home/alice/.pop-key"}
+
+
 def make_batch(**changes: Any) -> BatchRecord:
     """Case 16's capture batch: a cp932 CSV with order_id, amount and memo."""
-    batch = BatchRecord(
-        id=12,
-        key="key",
-        operation="capture",
-        input_path="/data/capture_injection.csv",
-        input_sha256="ab" * 32,
-        input_kind="csv",
-        encoding="cp932",
-        delimiter=",",
-        sheet=None,
-        headers=("order_id", "amount", "memo"),
-        columns={"order_id": 0, "amount": 1},
-        live=False,
-        endpoint="http://127.0.0.1:8080/pop/v1",
-        options={"rate": 5.0, "server_key_file": "/home/alice/.pop-key"},
-        created_at=T0,
+    return batch_record(
+        **{
+            "input_path": "/data/capture_injection.csv",
+            "options": dict(OPTIONS),
+            **changes,
+        }
     )
-    return replace(batch, **changes)
 
 
 def make_run() -> RunRecord:
     """This run, by alice on box1, 65 seconds long."""
-    return RunRecord(
-        batch_id=12,
-        started_at=T0,
-        user="alice",
-        host="box1",
-        version="0.1.0",
-        options={"rate": 5.0, "server_key_file": "/home/alice/.pop-key"},
-        finished_at=T0 + timedelta(seconds=65),
-    )
+    return run_record(options=dict(OPTIONS), finished_at=T0 + timedelta(seconds=65))
 
 
 def answered(
@@ -976,7 +953,10 @@ def test_summary_json_is_what_monitoring_reads(written: Path) -> None:
 
     assert found["batch_id"] == 12
     assert found["exit_code"] == 1
-    assert found["exit_meaning"] == "some rows failed at POP, were rejected, or need a decision"
+    assert (
+        found["exit_meaning"]
+        == "some rows failed at POP, were rejected, or need a decision"
+    )
     assert found["groups"]["succeeded"] == {
         "rows": 4,
         "amount": 13000,

@@ -13,15 +13,8 @@ import json
 import re
 from pathlib import Path
 
-from e2e_runs import (
-    CASES,
-    Popbatch,
-    error_cell,
-    formula_cell,
-    number_cell,
-    text_cell,
-    write_workbook,
-)
+from harness import CASES, Popbatch
+from workbooks import error_cell, formula_cell, number_cell, text_cell, write_workbook
 
 CASE_05 = CASES / "05-amount-notations"
 CASE_12 = CASES / "12-row-level-errors"
@@ -30,7 +23,7 @@ CASE_12 = CASES / "12-row-level-errors"
 def sent_amounts(popbatch: Popbatch) -> dict[str, int]:
     """order_id -> the amount of its one request, checked to be a JSON integer."""
     found = {}
-    for order_id, bodies in popbatch.bodies().items():
+    for order_id, bodies in popbatch.bodies_by_order().items():
         assert len(bodies) == 1, f"{order_id} was sent {len(bodies)} times"
         # The raw bytes: 1500.0 and "1500" both decode to something else.
         assert re.search(rb'"amount": [1-9][0-9]*[,}]', bodies[0]), bodies[0]

@@ -12,7 +12,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import openpyxl
-from e2e_runs import CASES, Popbatch
+from harness import CASES, Popbatch
 from openpyxl.styles import Border, PatternFill, Side
 
 CASE = CASES / "08-trailing-blank-formatted-rows"
@@ -34,7 +34,7 @@ def test_case_08_workbook_formatted_to_the_last_row_sends_three(
         "BL-003": 3000,
     }
     assert run.summary()["rows"] == 3
-    assert run.group_rows()["Rejected"] == 0
+    assert run.counts()["rejected"] == 0
     assert "Note:" not in run.stderr
 
 

@@ -14,14 +14,8 @@ import re
 from pathlib import Path
 
 import openpyxl
-from e2e_runs import (
-    CASES,
-    Popbatch,
-    formula_cell,
-    number_cell,
-    text_cell,
-    write_workbook,
-)
+from harness import CASES, Popbatch
+from workbooks import formula_cell, number_cell, text_cell, write_workbook
 
 CASE_11 = CASES / "11-booleans-libreoffice"
 CASE_21 = CASES / "21-merged-cells"
@@ -36,7 +30,7 @@ def seed_originals(popbatch: Popbatch, *order_ids: str) -> None:
 def capture_bytes(popbatch: Popbatch) -> dict[str, bytes | None]:
     """order_id -> the raw ``"capture": ...`` of its one request, or None."""
     found: dict[str, bytes | None] = {}
-    for order_id, bodies in popbatch.bodies().items():
+    for order_id, bodies in popbatch.bodies_by_order().items():
         assert len(bodies) == 1, f"{order_id} was sent {len(bodies)} times"
         match = re.search(rb'"capture": [^,}]*', bodies[0])
         found[order_id] = match.group() if match else None
@@ -327,7 +321,9 @@ def test_case_21_rows_rejected_for_merges_stay_out_of_the_retry_workbook(
     assert not (first.folder / "retry.xlsx").exists()
     assert first.summary()["retry_file"] is None
     assert any(
-        notice.startswith("Rows 2, 3, 4, 5, 6 were rejected for how Excel stored a cell")
+        notice.startswith(
+            "Rows 2, 3, 4, 5, 6 were rejected for how Excel stored a cell"
+        )
         for notice in first.summary()["notices"]
     ), first.summary()["notices"]
     assert list(popbatch.sent()) == ["MG-006"]

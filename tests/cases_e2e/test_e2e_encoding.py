@@ -14,7 +14,8 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from e2e_runs import CASES, Popbatch, read_text_csv, sheet_rows
+from harness import CASES, Popbatch
+from run_output import read_text_csv, sheet_rows
 
 from popbatch.io.readers import read_input
 
@@ -41,7 +42,7 @@ def all_text(folder: Path) -> str:
 def test_case_01_memos_reach_the_results_intact(popbatch: Popbatch) -> None:
     """髙, 﨑 and ① come through to results.xlsx and succeeded.csv unchanged."""
     seed_cp932_orders(popbatch)
-    log = popbatch.home / "run.log"
+    log = popbatch.root / "run.log"
 
     run = popbatch.run("capture", CASE / "orders_cp932.csv", "--log-file", str(log))
 
@@ -61,7 +62,7 @@ def test_case_01_memos_reach_the_results_intact(popbatch: Popbatch) -> None:
 def test_case_01_the_run_names_the_encoding_it_used(popbatch: Popbatch) -> None:
     """The Summary sheet, summary.json and the log file all say cp932."""
     seed_cp932_orders(popbatch)
-    log = popbatch.home / "run.log"
+    log = popbatch.root / "run.log"
 
     run = popbatch.run("capture", CASE / "orders_cp932.csv", "--log-file", str(log))
 
@@ -247,14 +248,12 @@ def test_case_01_results_rebuilt_from_the_journal_keep_the_memos(
     run = popbatch.run("capture", CASE / "orders_cp932.csv")
 
     rebuilt = popbatch.invoke(
-        [
-            "report",
-            "1",
-            "--journal",
-            str(popbatch.journal),
-            "--out",
-            str(popbatch.home / "rebuilt"),
-        ]
+        "report",
+        "1",
+        "--journal",
+        str(popbatch.journal),
+        "--out",
+        str(popbatch.root / "rebuilt"),
     )
 
     assert rebuilt.exit_code == 0, rebuilt.stderr

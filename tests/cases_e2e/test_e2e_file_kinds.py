@@ -12,7 +12,7 @@ import shutil
 from pathlib import Path
 
 import pytest
-from e2e_runs import CASES, Popbatch
+from harness import CASES, Popbatch
 
 CASE = CASES / "14-xlsm-xls-renamed-files"
 
@@ -69,7 +69,7 @@ def test_case_14_legacy_xls_in_a_real_process_prints_no_traceback(
     popbatch.sandbox.add_order("XL-001", 5000)
 
     run = popbatch.subprocess(
-        popbatch.argv("capture", CASE / "orders_legacy.xls", "--skip-invalid")
+        *popbatch.argv("capture", CASE / "orders_legacy.xls", "--skip-invalid")
     )
 
     assert run.exit_code == 66

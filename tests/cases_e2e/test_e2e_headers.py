@@ -12,7 +12,7 @@ from pathlib import Path
 
 import openpyxl
 import pytest
-from e2e_runs import CASES, Popbatch
+from harness import CASES, Popbatch
 
 HINT = "popbatch cannot know which column was meant, so it sends nothing.\n"
 

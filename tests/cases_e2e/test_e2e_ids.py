@@ -12,7 +12,7 @@ import datetime
 from pathlib import Path
 
 import openpyxl
-from e2e_runs import CASES, Popbatch
+from harness import CASES, Popbatch
 
 from popbatch.io.readers import read_input
 
@@ -62,7 +62,7 @@ def test_case_03_number_shown_with_zeros_is_rejected_and_not_sent(
         "the stored value has no leading zeros. Format the column as Text and "
         "re-enter the id."
     )
-    assert run.group_rows()["Rejected"] == 1
+    assert run.counts()["rejected"] == 1
 
 
 def test_variant_utf8_bom_csv_keeps_leading_zeros(
@@ -209,9 +209,7 @@ def test_case_03_declined_ids_keep_their_zeros_in_the_retry_files(
         ("order_id", "s"),
         ("000456", "s"),
     ]
-    assert read_input(from_xlsx.folder / "retry.xlsx").cells[0].tolist() == [
-        "000456"
-    ]
+    assert read_input(from_xlsx.folder / "retry.xlsx").cells[0].tolist() == ["000456"]
 
 
 def test_case_03_10_ids_rejected_for_their_cell_stay_out_of_the_retry_workbook(
@@ -236,7 +234,7 @@ def test_case_03_10_ids_rejected_for_their_cell_stay_out_of_the_retry_workbook(
     first = popbatch.run("capture", path, "--skip-invalid")
     retry = openpyxl.load_workbook(first.folder / "retry.xlsx")
 
-    assert first.group_rows()["Rejected"] == 4
+    assert first.counts()["rejected"] == 4
     assert [[cell.value for cell in row] for row in retry.active.iter_rows()] == [
         ["order_id", "amount"],
         ["TY-5", "1,0000"],

@@ -14,14 +14,8 @@ import json
 from pathlib import Path
 
 import openpyxl
-from e2e_runs import (
-    CASES,
-    Popbatch,
-    formula_cells,
-    formula_elements,
-    read_text_csv,
-    sheet_rows,
-)
+from harness import CASES, Popbatch
+from run_output import formula_cells, formula_elements, read_text_csv, sheet_rows
 
 from popbatch.io.readers import read_input
 
@@ -142,7 +136,9 @@ def test_case_16_declined_minus_id_round_trips_through_retry_csv(
     ]
     assert table.cells[1].tolist()[4] == "=1+1"
     assert again.exit_code == 1, again.stderr
-    sent = [json.loads(body)["order_id"] for body in popbatch.bodies()["-INJ-004"]]
+    sent = [
+        json.loads(body)["order_id"] for body in popbatch.bodies_by_order()["-INJ-004"]
+    ]
     assert sent == ["-INJ-004", "-INJ-004"]
     assert again.column("Succeeded", "order_id") == {"-INJ-004": "-INJ-004"}
 

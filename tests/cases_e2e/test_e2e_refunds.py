@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from e2e_runs import CASES, Popbatch
+from harness import CASES, Popbatch
 
 CASE = CASES / "15-duplicate-refund-rows"
 FIXED = "order_id,amount\r\nRF-001,1000\r\nRF-002,500\r\nRF-003,300\r\n"
@@ -87,14 +87,14 @@ def test_case_15_a_fixed_file_run_twice_refunds_each_order_once(
     second = popbatch.run("cancel", path)
 
     assert (first.exit_code, second.exit_code) == (0, 0), second.stderr
-    assert {k: len(v) for k, v in popbatch.bodies().items()} == {
+    assert {k: len(v) for k, v in popbatch.bodies_by_order().items()} == {
         "RF-001": 1,
         "RF-002": 1,
         "RF-003": 1,
     }
     assert "already finished" in second.stderr
     assert second.folder == first.folder
-    assert second.group_rows()["Succeeded"] == 3
+    assert second.counts()["succeeded"] == 3
 
 
 def test_case_15_the_same_refunds_re_saved_are_skipped_not_sent(

@@ -12,13 +12,12 @@ another order, a huge error page, and a 429 that is safely retried.
 from __future__ import annotations
 
 import re
-import socket
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
-from e2e_runs import CASES, Popbatch
+from harness import CASES, Popbatch, free_port
 
 from popbatch.sandbox import SandboxServer
 
@@ -30,7 +29,7 @@ ISO_TIME = re.compile(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{3}[+-]\d\d:\d\d")
 
 def received_per_order(popbatch: Popbatch) -> dict[str, int]:
     """order_id -> requests the sandbox received for it."""
-    return {k: len(v) for k, v in popbatch.bodies().items()}
+    return {k: len(v) for k, v in popbatch.bodies_by_order().items()}
 
 
 def test_case_18_html_answers_go_to_review_and_the_batch_goes_on(
@@ -43,13 +42,13 @@ def test_case_18_html_answers_go_to_review_and_the_batch_goes_on(
 
     assert run.exit_code == 3, run.stderr
     assert "Traceback" not in run.stderr
-    assert run.group_rows() == {
-        "Succeeded": 2,
-        "Failed": 0,
-        "Rejected": 0,
-        "Review": 2,
-        "Skipped": 0,
-        "Pending": 0,
+    assert run.counts() == {
+        "succeeded": 2,
+        "failed": 0,
+        "rejected": 0,
+        "review": 2,
+        "skipped": 0,
+        "pending": 0,
     }
     assert run.column("Succeeded", "result_code") == {
         "HE-001": "R001",
@@ -77,7 +76,7 @@ def test_case_18_review_rows_record_the_request_and_the_answer(
     run = popbatch.run("capture", CASE_18 / "capture.csv")
 
     review = {row["order_id"]: row for row in run.sheet("Review")}
-    bodies = popbatch.bodies()
+    bodies = popbatch.bodies_by_order()
     for order_id, status in (("HE-002", 502), ("HE-004", 200)):
         row = review[order_id]
         assert row["request sent"] == bodies[order_id][0].decode()
@@ -218,7 +217,7 @@ def test_variant_a_429_page_is_not_processed_and_is_retried_once(
     run = popbatch.run("capture", path)
 
     assert run.exit_code == 0, run.stderr
-    bodies = popbatch.bodies()["RL-1"]
+    bodies = popbatch.bodies_by_order()["RL-1"]
     assert len(bodies) == 2
     assert bodies[0] == bodies[1]
     assert run.column("Succeeded", "attempts") == {"RL-1": 2}
@@ -263,7 +262,10 @@ def test_case_19_dropped_and_timed_out_refunds_are_sent_once_ever(
         ),
     }
     assert failed == []
-    assert review["CR-004"]["request sent"] == popbatch.bodies()["CR-004"][0].decode()
+    assert (
+        review["CR-004"]["request sent"]
+        == popbatch.bodies_by_order()["CR-004"][0].decode()
+    )
     assert sorted(again.column("Review", "reason")) == ["CR-002", "CR-004"]
 
 
@@ -322,13 +324,6 @@ def test_variant_a_held_row_is_not_summarised_as_a_stopped_run(
     assert "stopped" not in pending[0]["meaning"]
 
 
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on."""
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
 def test_case_19_nothing_listening_leaves_rows_pending_then_sends_once(
     popbatch: Popbatch, make_sandbox: Callable[..., SandboxServer]
 ) -> None:
@@ -343,7 +338,7 @@ def test_case_19_nothing_listening_leaves_rows_pending_then_sends_once(
     pending = {
         row["order_id"]: (row["reason"], row["detail"]) for row in down.sheet("Pending")
     }
-    down_groups = down.group_rows()
+    down_groups = down.counts()
     back = make_sandbox(port=port)
     for order_id in ("CR-001", "CR-002", "CR-003", "CR-004"):
         back.add_order(order_id, 5000, state="captured")
@@ -353,7 +348,7 @@ def test_case_19_nothing_listening_leaves_rows_pending_then_sends_once(
     assert f"could not connect to 127.0.0.1:{port} (connection refused)" in (
         down.stderr
     )
-    assert (down_groups["Review"], down_groups["Pending"]) == (0, 4)
+    assert (down_groups["review"], down_groups["pending"]) == (0, 4)
     assert pending == {
         order_id: ("connect_failed", refused)
         for order_id in ("CR-001", "CR-002", "CR-003", "CR-004")
