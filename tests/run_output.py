@@ -244,8 +244,9 @@ def expected_summary(
     for name, (count, yen) in zip(GROUPS, groups, strict=True):
         lines.append(f"  {name:<9}  {_tally(count, yen)}")
     lines.append(f"  {'Total':<9}  {_tally(rows, amount)}")
+    counted = f"{rows:,} row{'' if rows == 1 else 's'}"
     lines.append(
-        f"  adds up: {rows:,} rows in the groups = {rows:,} rows in the input, "
+        f"  adds up: {counted} in the groups = {counted} in the input, "
         f"{amount:,} yen = {amount:,} yen"
     )
     if review[0]:

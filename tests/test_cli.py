@@ -20,7 +20,8 @@ from click.testing import CliRunner
 from harness import ROOT, SAMPLE_DATA, Popbatch
 
 from popbatch import __version__, pipeline
-from popbatch.cli import Progress, main
+from popbatch.cli import main
+from popbatch.cli.output import Progress
 from popbatch.journal import JournalLock
 from popbatch.rows import RowState
 

@@ -21,7 +21,7 @@ import termios
 import pytest
 from harness import LIVE_KEY, Popbatch
 
-from popbatch import cli
+from popbatch.cli import output
 
 pytestmark = pytest.mark.sandbox
 
@@ -29,7 +29,7 @@ pytestmark = pytest.mark.sandbox
 @pytest.fixture
 def ws(ws: Popbatch, monkeypatch: pytest.MonkeyPatch) -> Popbatch:
     """A workspace whose stdin counts as a terminal, with two orders to capture."""
-    monkeypatch.setattr(cli, "stdin_is_terminal", lambda: True)
+    monkeypatch.setattr(output, "stdin_is_terminal", lambda: True)
     ws.sandbox.add_order("L-1", 1000)
     ws.sandbox.add_order("L-2", 2500)
     ws.write("captures.csv", "order_id,amount\nL-1,1000\nL-2,2500\n")
@@ -175,7 +175,7 @@ def review(ws: Popbatch) -> Popbatch:
 
 def test_resend_unknown_without_a_terminal_is_refused(review, monkeypatch):
     """From cron, --resend-unknown needs --yes: exit 2, the row stays in Review."""
-    monkeypatch.setattr(cli, "stdin_is_terminal", lambda: False)
+    monkeypatch.setattr(output, "stdin_is_terminal", lambda: False)
 
     result = review.run("capture", "captures.csv", "--resend-unknown")
 
@@ -213,7 +213,7 @@ def test_resend_unknown_answered_no_leaves_the_row_in_review(review):
 
 def test_resend_unknown_with_yes_does_not_ask(review, monkeypatch):
     """--yes answers the question for cron."""
-    monkeypatch.setattr(cli, "stdin_is_terminal", lambda: False)
+    monkeypatch.setattr(output, "stdin_is_terminal", lambda: False)
 
     result = review.run("capture", "captures.csv", "--resend-unknown", "--yes", "-q")
 

@@ -271,7 +271,7 @@ def test_resend_unknown_answered_no_at_the_prompt_sends_nothing(
     popbatch: Popbatch, in_review: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A person who answers no keeps the rows in Review."""
-    monkeypatch.setattr("popbatch.cli.stdin_is_terminal", lambda: True)
+    monkeypatch.setattr("popbatch.cli.output.stdin_is_terminal", lambda: True)
 
     declined = popbatch.run("capture", in_review, "--resend-unknown", input="n\n")
 
@@ -292,7 +292,7 @@ def test_resend_unknown_answered_yes_at_the_prompt_sends_the_rows_once_more(
     popbatch: Popbatch, in_review: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A person who checked the portal and says yes gets the Review rows sent."""
-    monkeypatch.setattr("popbatch.cli.stdin_is_terminal", lambda: True)
+    monkeypatch.setattr("popbatch.cli.output.stdin_is_terminal", lambda: True)
 
     resent = popbatch.run("capture", in_review, "--resend-unknown", input="y\n")
 
@@ -342,7 +342,7 @@ def test_a_live_run_declined_after_resend_was_confirmed_keeps_the_review_rows(
     path = captures(popbatch, "captures.csv")
     live = {"POP_SERVER_KEY": LIVE_KEY}
     first = popbatch.run("capture", path, "--live", "--yes", env=live)
-    monkeypatch.setattr("popbatch.cli.stdin_is_terminal", lambda: True)
+    monkeypatch.setattr("popbatch.cli.output.stdin_is_terminal", lambda: True)
 
     declined = popbatch.run(
         "capture", path, "--live", "--resend-unknown", env=live, input="y\nn\n"

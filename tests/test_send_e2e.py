@@ -23,7 +23,7 @@ import pytest
 from harness import Popbatch, assert_applied_at_most_once, assert_one_body, free_port
 from run_output import EXIT_LATER, EXIT_REVIEW, Run, expected_summary
 
-from popbatch.cli import setup_logging
+from popbatch.cli.output import setup_logging
 from popbatch.client import PopClient
 from popbatch.journal import Journal
 from popbatch.ratelimit import RateLimiter

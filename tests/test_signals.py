@@ -11,10 +11,14 @@ batch; the sandbox's counters show that no order was applied twice.
 from __future__ import annotations
 
 import signal
+from collections.abc import Iterator
+from typing import Any
 
 import pytest
 from harness import Popbatch, wait_until
+from run_output import EXIT_OK, expected_summary
 
+from popbatch import pipeline
 from popbatch.sandbox import SandboxServer
 
 pytestmark = pytest.mark.sandbox
@@ -134,3 +138,46 @@ def test_second_sigint_aborts_at_once_and_the_journal_stays_consistent(
     assert sorted(again.order_ids("succeeded")) == sorted(set(orders) - set(in_flight))
     assert {oid: sandbox.received(oid) for oid in orders} == dict.fromkeys(orders, 1)
     assert all(sandbox.applied(oid) <= 1 for oid in orders)
+
+
+class _SignalOnRead(list[str]):
+    """A run's summary lines: reading them sends this process SIGTERM."""
+
+    def __iter__(self) -> Iterator[str]:
+        signal.raise_signal(signal.SIGTERM)
+        return super().__iter__()
+
+
+def test_sigterm_while_the_summary_prints_stops_cleanly_with_143(
+    sandbox: SandboxServer, popbatch: Popbatch, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Regression: the handlers went before the summary did, so SIGTERM killed it (-15).
+
+    The signal arrives, in this process, as the command line starts to
+    print the summary of a finished batch; a handler of the test's own
+    stands behind popbatch's and sees it only if popbatch's is gone.
+    """
+    sandbox.add_order("S-1", 1000)
+    file = popbatch.captures("capture.csv", ["S-1"])
+    run_batch = pipeline.run_batch
+
+    def run_then_signal(*args: Any, **kwargs: Any) -> pipeline.RunResult:
+        result = run_batch(*args, **kwargs)
+        result.lines = _SignalOnRead(result.lines)
+        return result
+
+    monkeypatch.setattr(pipeline, "run_batch", run_then_signal)
+    behind: list[int] = []
+    previous = signal.signal(signal.SIGTERM, lambda signum, _: behind.append(signum))
+    try:
+        ran = popbatch.run("capture", file)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+    assert behind == []
+    assert ran.exit_code == 143
+    assert ran.said == [
+        "SIGTERM: finishing the requests in flight, then writing the results "
+        "(press Ctrl-C again to abort at once)",
+        *expected_summary(1, ran.folder, EXIT_OK, succeeded=(1, 1000)),
+    ]

@@ -64,7 +64,7 @@ def wait_for_port(port_file: Path, process: subprocess.Popen[str]) -> int:
 
 def test_help_lists_every_fault_option():
     """Every fault is settable from the command line, and --help says how."""
-    result = CliRunner().invoke(cli.sandbox, ["--help"])
+    result = CliRunner().invoke(cli.main.commands["sandbox"], ["--help"])
 
     assert result.exit_code == 0
     for option in [
