@@ -24,6 +24,7 @@ from __future__ import annotations
 import math
 import threading
 import time
+from collections import deque
 from collections.abc import Callable
 
 Clock = Callable[[], float]
@@ -76,6 +77,10 @@ class RateLimiter:
         self._count = 0
         self._tolerance = (burst - 1) / rate if rate else 0.0
         self._paused_until = -math.inf
+        # The starts of the past second, for admit(): at most the rate (and
+        # the burst allowance) may fall in any one second.
+        self._window_cap = int(rate) + burst if rate else 0
+        self._starts: deque[float] = deque()
 
     @property
     def rate(self) -> float:
@@ -110,6 +115,31 @@ class RateLimiter:
             # behind the pause; its reserved time is given up.
             if due >= self._paused_until:
                 return True
+
+    def admit(self, stop: threading.Event | None = None) -> bool:
+        """Confirm a start just before it happens, holding it back if need be.
+
+        ``acquire`` spaces the slots; between a slot and its request the
+        caller may be delayed (a slow disk under the journal), and delayed
+        starts could then leave together. This last check counts the real
+        starts of the past second and waits while one more would pass the
+        rate plus the burst allowance. Returns False as soon as ``stop`` is
+        set: the caller then starts nothing.
+        """
+        if not self._rate:
+            return True
+        while True:
+            if stop is not None and stop.is_set():
+                return False
+            with self._lock:
+                now = self._clock()
+                while self._starts and now - self._starts[0] >= 1.0:
+                    self._starts.popleft()
+                if len(self._starts) < self._window_cap:
+                    self._starts.append(now)
+                    return True
+                wait = 1.0 - (now - self._starts[0])
+            self._sleep(wait, stop)
 
     def pause(self, seconds: float) -> None:
         """Start nothing for ``seconds`` from now (e.g. POP's Retry-After).

@@ -1,9 +1,16 @@
 """The send step: a pool of workers, one rate limiter, intents before requests.
 
 Each worker owns a PopClient (one requests.Session) and takes rows from a
-shared queue. For every attempt it waits for the limiter, has the journal
-commit the row as ``in_flight`` (the intent), sends, and hands the outcome
-back to the journal. The retry policy decides what follows.
+shared queue. For every attempt it takes a slot from the rate limiter, has
+the journal commit the row as ``in_flight`` (the intent), sends, and hands
+the outcome back to the journal. The retry policy decides what follows.
+
+The intent is committed after the slot is taken and just before the
+request leaves, so that a process killed at any moment leaves in Review
+only rows whose request may really have left. A slow disk can delay some
+intents past their slots; a last check of the starts of the past second
+then holds a request back rather than let a delayed group leave together
+above the rate.
 
 The first row goes alone, before the pool starts: when the key is rejected
 or the endpoint is wrong, the batch stops after one request rather than one
@@ -12,9 +19,9 @@ holds every worker, not only the one that was told.
 
 All journal writes go through one recorder thread that commits them in
 groups: the outcome of one row and the intent of the next usually share a
-commit, so a durable journal costs about one fsync per row, and less when
+commit, so a durable journal costs about one flush per row, and less when
 several workers are busy. An intent is always committed before its request
-leaves; an outcome is committed before the worker's next intent.
+leaves; an outcome is committed before the same worker's next intent.
 """
 
 from __future__ import annotations
@@ -26,7 +33,6 @@ import threading
 from collections import Counter, deque
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 
 from popbatch.client import PopClient
 from popbatch.config import RunOptions, ServerKey
@@ -234,8 +240,9 @@ class Sender:
         request, rather than after one request per worker (which, for a
         wrong endpoint, would put a row per worker in Review).
         """
-        if self._jobs and not self._stop.requested:
-            self._send_row(client, recorder, self._jobs.popleft())
+        job = self._take()
+        if job is not None:
+            self._send_row(client, recorder, job)
 
     def _run_workers(self, clients: list[PopClient], recorder: Recorder) -> None:
         workers = [
@@ -291,37 +298,42 @@ class Sender:
 
     def _work(self, client: PopClient, recorder: Recorder) -> None:
         try:
-            while not self._stop.requested:
-                try:
-                    job = self._jobs.popleft()
-                except IndexError:
-                    return
+            job = self._take()
+            while job is not None:
                 self._send_row(client, recorder, job)
+                job = self._take()
         except BaseException as error:
             self._errors.append(error)
             self._stop.request(ExitCode.CANNOT_WRITE, str(error))
 
+    def _take(self) -> _Job | None:
+        """The next row from the queue, unless the run was asked to stop."""
+        if self._stop.requested:
+            return None
+        try:
+            return self._jobs.popleft()
+        except IndexError:
+            return None
+
     def _send_row(self, client: PopClient, recorder: Recorder, job: _Job) -> None:
+        """Send one row, retrying only what the retry policy allows."""
         row = job.row
         assert row.id is not None
         assert row.order_id is not None
         attempts = row.attempts
-        first_sent_at = row.first_sent_at
         for attempt in range(1, self._options.retry.max_attempts + 1):
             if not self._limiter.acquire(self._stop.event):
                 return
             attempts += 1
-            first_sent_at = first_sent_at or datetime.now().astimezone()
             # The intent is durable before the request leaves: a crash from
             # here on leaves the row in_flight, which a resumed run reviews.
-            recorder.commit(
-                RowUpdate(
-                    row.id,
-                    RowState.IN_FLIGHT,
-                    attempts=attempts,
-                    first_sent_at=first_sent_at,
+            recorder.commit(RowUpdate(row.id, RowState.IN_FLIGHT, attempts=attempts))
+            if not self._limiter.admit(self._stop.event):
+                # Stopped while held back: the request never left.
+                recorder.post(
+                    RowUpdate(row.id, RowState.PENDING, attempts=attempts - 1)
                 )
-            )
+                return
             with self._lock:
                 self._sent += 1
             outcome = client.send(
@@ -337,29 +349,48 @@ class Sender:
                 self._budget,
                 counter=self._counter,
             )
-            final = decision.state in _FINAL
-            recorder.post(
-                RowUpdate(
-                    row.id,
-                    decision.state,
-                    attempts=attempts,
-                    outcome=outcome,
-                    finished_at=outcome.received_at if final else None,
-                )
-            )
-            if decision.stop is not None:
-                self._request_stop(decision.stop)
+            self._record(recorder, row, attempts, outcome, decision)
 
             if decision.retry and not self._stop.requested:
                 self._wait_to_retry(row, outcome, decision, attempts)
                 continue
-            _log_outcome(row, self._operation, outcome, decision.state, attempts)
-            if decision.reason in ("attempts_used_up", "budget_used_up"):
-                with self._lock:
-                    self._left_pending[decision.reason] += 1
-                    self._last_pending = outcome
-            self._report(row, decision.state, attempts, outcome)
+            self._finish(row, outcome, decision, attempts)
             return
+
+    def _record(
+        self,
+        recorder: Recorder,
+        row: RowRecord,
+        attempts: int,
+        outcome: Outcome,
+        decision: Decision,
+    ) -> None:
+        """Hand one attempt's outcome to the journal; stop the batch if told to."""
+        assert row.id is not None
+        final = decision.state in _FINAL
+        recorder.post(
+            RowUpdate(
+                row.id,
+                decision.state,
+                attempts=attempts,
+                outcome=outcome,
+                first_sent_at=outcome.sent_at,
+                finished_at=outcome.received_at if final else None,
+            )
+        )
+        if decision.stop is not None:
+            self._request_stop(decision.stop)
+
+    def _finish(
+        self, row: RowRecord, outcome: Outcome, decision: Decision, attempts: int
+    ) -> None:
+        """Log a row that is done for this run, and count why it stays pending."""
+        _log_outcome(row, self._operation, outcome, decision.state, attempts)
+        if decision.reason in ("attempts_used_up", "budget_used_up"):
+            with self._lock:
+                self._left_pending[decision.reason] += 1
+                self._last_pending = outcome
+        self._report(row, decision.state, attempts, outcome)
 
     def _wait_to_retry(
         self, row: RowRecord, outcome: Outcome, decision: Decision, attempts: int

@@ -380,3 +380,68 @@ def test_default_sleep_returns_early_when_stopped() -> None:
     sleep_or_stop(100.0, stop)
 
     assert stop.is_set()
+
+
+# --- admit: the last check before a request leaves ------------------------------
+
+
+def test_starts_delayed_past_their_slots_do_not_leave_together_above_the_rate() -> None:
+    """Regression (issue 8): a slow journal write made delayed starts bunch up."""
+    clock = SteppingClock()
+    limiter = RateLimiter(5, clock=clock, sleep=clock.sleep)
+    # Four slots taken on time, whose requests a disk stall holds back...
+    for _ in range(4):
+        limiter.acquire()
+    starts = []
+    for _ in range(4):
+        assert limiter.admit()
+        starts.append(clock.now)
+
+    # ...while the next slots keep coming on schedule.
+    for _ in range(5):
+        limiter.acquire()
+        assert limiter.admit()
+        starts.append(clock.now)
+
+    assert most_in_one_second(starts) <= 6
+
+
+def test_admit_lets_a_start_through_at_once_when_the_past_second_is_quiet() -> None:
+    """Starts already spaced by their slots are never held back."""
+    clock = SteppingClock()
+    limiter = RateLimiter(20, clock=clock, sleep=clock.sleep)
+    starts = []
+
+    for _ in range(40):
+        limiter.acquire()
+        waited = len(clock.sleeps)
+        assert limiter.admit()
+        assert len(clock.sleeps) == waited
+        starts.append(clock.now)
+
+    assert most_in_one_second(starts) <= 21
+
+
+def test_admit_returns_false_when_stopped_while_holding_a_start_back() -> None:
+    """A stop while held back means the request never leaves."""
+    clock = SteppingClock()
+    stop = threading.Event()
+
+    def sleep(seconds: float, event: threading.Event | None) -> None:
+        stop.set()
+        clock.sleep(seconds, event)
+
+    limiter = RateLimiter(1, clock=clock, sleep=sleep)
+    assert limiter.admit(stop)
+    assert limiter.admit(stop)
+
+    assert limiter.admit(stop) is False
+
+
+def test_admit_never_waits_without_a_rate() -> None:
+    """--rate 0 means no limit, for a local sandbox."""
+    clock = SteppingClock()
+    limiter = RateLimiter(0, clock=clock, sleep=clock.sleep)
+
+    assert all(limiter.admit() for _ in range(1000))
+    assert clock.sleeps == []
