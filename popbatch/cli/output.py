@@ -71,6 +71,11 @@ def setup_logging(verbose: int, quiet: bool, log_file: Path | None) -> None:
         handler.setFormatter(formatter)
         root.addHandler(handler)
 
+    # The logger passes on only what some handler shows: a record nobody
+    # prints is then never built (a debug line per request costs real time
+    # on a month-end batch).
+    root.setLevel(min(handler.level for handler in root.handlers))
+
 
 def _owner_only_file_handler(path: Path) -> logging.FileHandler:
     try:
