@@ -7,8 +7,9 @@ as read and a stable reason. The steps:
 
 1. map the headers to the operation's fields (aliases included) and
    refuse the file for a field that appears twice or is missing, card
-   numbers in a column popbatch does not read, or a ``dummy`` column
-   that disagrees with the run;
+   numbers in a column popbatch does not read, a column that looks like
+   a field but is not read, or a ``dummy`` column that disagrees with
+   the run;
 2. normalise each field's text (``popbatch.io.normalise``), recording
    every change;
 3. check the normalised text with the operation's pandera schema, lazily,
@@ -42,6 +43,7 @@ from popbatch.io.columns import (
     check_dummy,
     map_columns,
     refuse_card_numbers,
+    refuse_lookalike_columns,
     rows_text,
 )
 from popbatch.io.csvfile import TEXT
@@ -155,11 +157,12 @@ def validate(table: InputTable, operation: Operation, *, live: bool) -> Validati
 
     Raises:
         InputRefusedError: a field's column appears twice or a required
-            one is missing, an uninterpreted column holds card numbers, or a
-            ``dummy`` column disagrees with the run.
+            one is missing, an uninterpreted column holds card numbers or
+            looks like a field, or a ``dummy`` column disagrees with the run.
     """
     mapping = map_columns(table, operation)
     refuse_card_numbers(table, mapping.uninterpreted)
+    refuse_lookalike_columns(table, operation, mapping)
     if mapping.dummy is not None:
         check_dummy(table, mapping.dummy, live=live)
 

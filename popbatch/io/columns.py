@@ -146,6 +146,78 @@ def _missing_column(
     return InputRefusedError(message, hint=hint)
 
 
+# What leaving an optional field out of every request does (API defaults).
+_LEFT_OUT = {
+    "amount": "every row would cancel or refund the FULL amount of its order",
+    "capture": "every row would be captured at once (the API default)",
+    "paynow_card_id": "every row would charge the member's standard card",
+    "paynow_default_card": "every card given would become the member's "
+    "standard card (the API default)",
+    "dummy": "the run alone would decide whether requests are real",
+}
+
+
+def refuse_lookalike_columns(
+    table: InputTable, operation: Operation, mapping: ColumnMap
+) -> None:
+    """Refuse a file with a column that looks like a field but is not read.
+
+    Such a column would be carried through unread: a refund file whose
+    amounts sit under ``refund_amount`` would refund every order in full,
+    and ``capture?`` FALSE would be captured by the API default. A column
+    looks like a field the operation reads (or ``dummy``) when its header
+    holds one of the field's accepted names (``合計金額``, ``order_id_old``),
+    or, when the file has no column for the field, one of its
+    ``LOOKALIKE_WORDS``.
+
+    Raises:
+        InputRefusedError: naming the first such column.
+    """
+    read = {*operation.field_names, "dummy"}
+    found = dict(mapping.columns)
+    if mapping.dummy is not None:
+        found["dummy"] = mapping.dummy
+    for position in mapping.uninterpreted:
+        if position in mapping.unused_fields:
+            continue
+        header = table.headers[position]
+        inside = norm.name_inside(header)
+        if inside is not None and inside[0] in read:
+            field, word = inside
+        else:
+            missing = [f for f in norm.LOOKALIKE_WORDS if f in read and f not in found]
+            words = [(f, norm.lookalike_word(header, f)) for f in missing]
+            field, word = next(((f, w) for f, w in words if w), ("", ""))
+            if not field:
+                continue
+        raise _lookalike_column(table, position, field, word, found.get(field))
+
+
+def _lookalike_column(
+    table: InputTable, position: int, field: str, word: str, read_at: int | None
+) -> InputRefusedError:
+    column = (
+        f'{where(table)}: column "{table.header_label(position)}" '
+        f"({norm.column_letter(position)}) looks like {field} (its header holds "
+        f'"{word}") but is not a name popbatch reads'
+    )
+    if read_at is not None:
+        return InputRefusedError(
+            f'{column}; {field} is read from column "{table.header_label(read_at)}" '
+            f"({norm.column_letter(read_at)}), and popbatch cannot tell which one "
+            "you meant",
+            hint=f'Remove or rename one of them; a header without "{word}" is '
+            "carried through unread.",
+        )
+
+    words = ", ".join(norm.LOOKALIKE_WORDS[field])
+    return InputRefusedError(
+        f"{column}, and the file has no {field} column: {_LEFT_OUT[field]}",
+        hint=f'Name it "{field}" if it holds the values to send as {field}; to '
+        f"carry it through unread, give it a header with none of: {words}.",
+    )
+
+
 def refuse_card_numbers(table: InputTable, positions: list[int]) -> None:
     """Refuse a file with card numbers in a column popbatch does not read.
 

@@ -84,10 +84,91 @@ _FIELD_OF_KEY: dict[str, str] = {
     for alias in aliases
 }
 
+# A bracketed note at the end or the start of a header: a unit such as （円）,
+# (JPY) or [yen], or a remark such as (税込) or 【必須】. NFKC has already
+# turned the full-width （） ［］ ｛｝ ＜＞ into ASCII; the brackets Japanese
+# text uses besides are listed too.
+_OPENING = r"(\[{<【〔〈《「『"
+_CLOSING = r")\]}>】〕〉》」』"
+_NOTE_AT_END = re.compile(rf"[{_OPENING}][^{_OPENING}{_CLOSING}]*[{_CLOSING}]$")
+_NOTE_AT_START = re.compile(rf"^[{_OPENING}][^{_OPENING}{_CLOSING}]*[{_CLOSING}]")
+# Marks that templates put around a header ("※金額", "注文番号*", "Capture?").
+_HEADER_MARKS = "*※★☆●○◎■□◆◇・:?!."
+
+
+def field_key(text: str) -> str:
+    """Return the form a header is matched to field names in.
+
+    That is ``header_key`` without bracketed notes at its end or start and
+    without marks around it, so ``返金額（円）``, ``Amount (JPY)``,
+    ``【必須】注文番号`` and ``Capture?`` name amount, order_id and capture.
+    A header that is nothing but a note keeps its brackets.
+    """
+    key = header_key(text)
+    while True:
+        bare = _NOTE_AT_START.sub("", _NOTE_AT_END.sub("", key)).strip(_HEADER_MARKS)
+        if not bare or bare == key:
+            return key
+        key = bare
+
 
 def field_for_header(text: str) -> str | None:
     """Return the API field a header names, or None for any other column."""
-    return _FIELD_OF_KEY.get(header_key(text))
+    return _FIELD_OF_KEY.get(field_key(text))
+
+
+# Accepted names longest first, so that the longest one a header holds
+# decides which field it resembles: 元注文番号2 is original_order_id, not
+# order_id.
+_NAMES_LONGEST_FIRST: tuple[tuple[str, str, str], ...] = tuple(
+    sorted(
+        (
+            (header_key(alias), field, alias)
+            for field, aliases in FIELD_ALIASES.items()
+            for alias in aliases
+        ),
+        key=lambda entry: -len(entry[0]),
+    )
+)
+
+# Words that make a header look like an optional field (README "Headers").
+# A file with no column for the field leaves it out of every request, so
+# that POP's default applies; a column whose header holds one of these
+# words was most likely meant to be that column.
+LOOKALIKE_WORDS: Mapping[str, tuple[str, ...]] = {
+    "amount": (
+        *("amount", "amt", "price", "total", "yen", "jpy"),
+        *("金額", "額", "円", "価格", "代金", "料金", "合計"),
+    ),
+    "capture": ("capture", "売上", "確定", "計上"),
+    "paynow_card_id": ("card", "カード"),
+    "paynow_default_card": ("default", "標準", "デフォルト", "既定"),
+    "dummy": ("dummy", "ダミー"),
+}
+
+
+def name_inside(text: str) -> tuple[str, str] | None:
+    """Return (field, accepted name) of the longest accepted name in a header.
+
+    For a header that is no accepted name itself but holds one, such as
+    ``refund_amount`` or ``合計金額``; None when it holds none.
+    """
+    key = field_key(text)
+    for name, field, alias in _NAMES_LONGEST_FIRST:
+        if name in key:
+            return field, alias
+
+    return None
+
+
+def lookalike_word(text: str, field: str) -> str | None:
+    """Return the first of a field's ``LOOKALIKE_WORDS`` a header holds, or None."""
+    key = field_key(text)
+    for word in LOOKALIKE_WORDS.get(field, ()):
+        if header_key(word) in key:
+            return word
+
+    return None
 
 
 def display_header(text: str) -> str:
