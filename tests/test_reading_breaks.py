@@ -8,9 +8,11 @@ record.
 
 from __future__ import annotations
 
+import zipfile
 from pathlib import Path
 
 import pytest
+import xlsxwriter
 from click.testing import CliRunner, Result
 
 from popbatch.cli import main
@@ -22,6 +24,10 @@ from popbatch.sandbox import SandboxServer
 from popbatch.schema import Validation, validate
 
 TEST_KEY = "Test-POP-Server-Key"
+
+_MAIN = "http://schemas.openxmlformats.org/spreadsheetml/2006/main"
+_RELS = "http://schemas.openxmlformats.org/package/2006/relationships"
+_DOC = "http://schemas.openxmlformats.org/officeDocument/2006/relationships"
 
 
 def write(path: Path, text: str) -> Path:
@@ -46,6 +52,58 @@ def refusal(path: Path, operation: str) -> tuple[str, str | None]:
         check(path, operation)
 
     return caught.value.message, caught.value.hint
+
+
+def text(ref: str, value: str) -> str:
+    """The XML of an inline text cell."""
+    return f'<c r="{ref}" t="inlineStr"><is><t>{value}</t></is></c>'
+
+
+def workbook(
+    path: Path, rows: list[str], *, calc: str = "", formats: tuple[str, ...] = ()
+) -> Path:
+    """Write a one-sheet workbook from the XML of its cells, a row per string.
+
+    ``calc`` is the workbook's calcPr element; ``formats`` are the number
+    formats of cell styles 1, 2, ...
+    """
+    sheet_rows = "".join(
+        f'<row r="{number}">{cells}</row>' for number, cells in enumerate(rows, 1)
+    )
+    codes = "".join(
+        f'<numFmt numFmtId="{164 + n}" formatCode="{code}"/>'
+        for n, code in enumerate(formats)
+    )
+    styles = '<xf numFmtId="0"/>' + "".join(
+        f'<xf numFmtId="{164 + n}"/>' for n in range(len(formats))
+    )
+    parts = {
+        "_rels/.rels": f'<Relationships xmlns="{_RELS}"><Relationship Id="r1" '
+        f'Type="{_DOC}/officeDocument" Target="xl/workbook.xml"/></Relationships>',
+        "xl/workbook.xml": f'<workbook xmlns="{_MAIN}" xmlns:r="{_DOC}"><sheets>'
+        f'<sheet name="orders" sheetId="1" r:id="r1"/></sheets>{calc}</workbook>',
+        "xl/_rels/workbook.xml.rels": f'<Relationships xmlns="{_RELS}">'
+        f'<Relationship Id="r1" Type="{_DOC}/worksheet" Target="sheet1.xml"/>'
+        f'<Relationship Id="r2" Type="{_DOC}/styles" Target="styles.xml"/>'
+        "</Relationships>",
+        "xl/styles.xml": f'<styleSheet xmlns="{_MAIN}"><numFmts>{codes}</numFmts>'
+        f"<cellXfs>{styles}</cellXfs></styleSheet>",
+        "xl/sheet1.xml": f'<worksheet xmlns="{_MAIN}"><sheetData>{sheet_rows}'
+        "</sheetData></worksheet>",
+    }
+    with zipfile.ZipFile(path, "w") as archive:
+        for name, xml in parts.items():
+            archive.writestr(name, xml)
+
+    return path
+
+
+def problems(validation: Validation) -> dict[int, list[tuple[str, str, str]]]:
+    """Spreadsheet row -> (reason, column, message) of each problem."""
+    return {
+        row: [(p.reason, p.column or "", p.message) for p in found]
+        for row, found in validation.rejected_rows()
+    }
 
 
 def run(
@@ -248,7 +306,7 @@ def test_a_refund_file_with_an_unread_amount_column_sends_nothing(
 
     result = run(tmp_path, sandbox, "cancel", path, "--skip-invalid")
 
-    assert result.exit_code == ExitCode.INPUT_REFUSED == 65
+    assert result.exit_code == ExitCode.INPUT_REFUSED
     assert result.stderr.splitlines()[-2:] == [
         'Error: refunds.csv: column "refund_amount" (B) looks like amount (its '
         'header holds "amount") but is not a name popbatch reads, and the file has '
@@ -279,7 +337,8 @@ def test_refund_amounts_under_a_header_with_a_unit_are_refunded_in_part(
         {"order_id": "RU-1", "amount": 500, "dummy": True},
         {"order_id": "RU-2", "amount": 300, "dummy": True},
     ]
-    assert [sandbox.order(oid).refunded for oid in ("RU-1", "RU-2")] == [500, 300]
+    orders = [sandbox.order(order_id) for order_id in ("RU-1", "RU-2")]
+    assert [order.refunded if order else None for order in orders] == [500, 300]
 
 
 @pytest.mark.sandbox
@@ -305,3 +364,297 @@ def test_capture_false_under_a_header_with_a_question_mark_is_sent_false(
             "dummy": True,
         }
     ]
+
+
+# --- 2. formula results a workbook never calculated --------------------------------
+
+STALE = (
+    "{label} cell holds a formula ({formula}) whose saved result is not up to "
+    "date: the workbook asks to be calculated when opened (a script wrote it) or "
+    "was saved without calculating. Open it in Excel, let it calculate, and save "
+    "it again."
+)
+REAUTH_HEADER = (
+    text("A1", "order_id")
+    + text("B1", "original_order_id")
+    + text("C1", "amount")
+    + text("D1", "capture")
+)
+
+
+def xlsxwriter_reauthorizations(path: Path) -> Path:
+    """The reviewer's workbook: XlsxWriter saves 0 as every formula's result."""
+    book = xlsxwriter.Workbook(str(path))
+    sheet = book.add_worksheet("orders")
+    sheet.write_row(0, 0, ["order_id", "original_order_id", "amount", "capture"])
+    sheet.write_row(1, 0, ["RF-1", "OLD-1", 1000])
+    sheet.write_formula(1, 3, "=C2<5000")  # Excel shows TRUE
+    sheet.write_formula(2, 0, '="RF-"&ROW()')  # Excel shows RF-3
+    sheet.write_row(2, 1, ["OLD-3", 1000, True])
+    book.close()
+
+    return path
+
+
+def test_formula_placeholders_of_a_workbook_never_calculated_are_rejected(
+    tmp_path: Path,
+) -> None:
+    """Never-calculated formulas: =C2<5000 was sent as false and ="RF-"&ROW() as "0"."""
+    path = xlsxwriter_reauthorizations(tmp_path / "reauth.xlsx")
+
+    validation = check(path, "reauthorize")
+
+    assert requests(validation) == []
+    assert problems(validation) == {
+        2: [
+            (
+                "formula_without_value",
+                "capture",
+                STALE.format(label="capture", formula="=C2<5000"),
+            )
+        ],
+        3: [
+            (
+                "formula_without_value",
+                "order_id",
+                STALE.format(label="order_id", formula='="RF-"&ROW()'),
+            )
+        ],
+    }
+
+
+def test_formulas_of_a_workbook_saved_uncalculated_in_manual_mode_are_rejected(
+    tmp_path: Path,
+) -> None:
+    """Never-calculated formulas: manual calculation, not calculated on saving."""
+    path = workbook(
+        tmp_path / "manual.xlsx",
+        [
+            text("A1", "order_id") + text("B1", "amount"),
+            text("A2", "MC-1") + '<c r="B2"><f>500*2</f><v>900</v></c>',
+        ],
+        calc='<calcPr calcId="191029" calcMode="manual" calcOnSave="0"/>',
+    )
+
+    validation = check(path)
+
+    assert problems(validation) == {
+        2: [
+            (
+                "formula_without_value",
+                "amount",
+                STALE.format(label="amount", formula="=500*2"),
+            )
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    "calc",
+    [
+        "",
+        '<calcPr calcId="191029"/>',
+        '<calcPr calcId="191029" calcMode="manual"/>',
+        '<calcPr iterateCount="100" refMode="A1" iterate="false"/>',
+    ],
+)
+def test_saved_results_of_a_calculated_workbook_are_read(
+    tmp_path: Path, calc: str
+) -> None:
+    """Never-calculated formulas: Excel's and LibreOffice's saved results still count."""
+    path = workbook(
+        tmp_path / "calculated.xlsx",
+        [
+            REAUTH_HEADER,
+            text("A2", "CW-1")
+            + text("B2", "OLD-1")
+            + '<c r="C2"><f>500*2</f><v>1000</v></c>'
+            + '<c r="D2" t="b"><f>C2&lt;5000</f><v>1</v></c>',
+            text("A3", "CW-2")
+            + text("B3", "OLD-2")
+            + '<c r="C3"><v>2000</v></c>'
+            + '<c r="D3" t="b"><f aca="false">FALSE()</f><v>0</v></c>',
+        ],
+        calc=calc,
+    )
+
+    validation = check(path, "reauthorize")
+
+    assert requests(validation) == [
+        {
+            "order_id": "CW-1",
+            "original_order_id": "OLD-1",
+            "amount": 1000,
+            "capture": True,
+        },
+        {
+            "order_id": "CW-2",
+            "original_order_id": "OLD-2",
+            "amount": 2000,
+            "capture": False,
+        },
+    ]
+
+
+def test_the_libreoffice_case_still_sends_its_booleans() -> None:
+    """Never-calculated formulas: case 11's =TRUE() and =FALSE() keep their results."""
+    path = Path(__file__).parent / "data/cases/11-booleans-libreoffice"
+
+    validation = check(path / "libreoffice_saved.xlsx", "reauthorize")
+
+    assert [fields["capture"] for fields in requests(validation)] == [True, False]
+
+
+@pytest.mark.parametrize("result", ["", " "])
+def test_an_empty_formula_result_in_a_read_column_is_not_a_blank_cell(
+    tmp_path: Path, result: str
+) -> None:
+    """Never-calculated formulas: =IF(..,"",..) in a refund amount refunded in full."""
+    formula = '<f>IF(C2="","",C2)</f>'
+    path = workbook(
+        tmp_path / "refunds.xlsx",
+        [
+            text("A1", "order_id") + text("B1", "amount") + text("C1", "memo"),
+            text("A2", "EF-1") + f'<c r="B2" t="str">{formula}<v>{result}</v></c>',
+            text("A3", "EF-2")
+            + '<c r="B3"><v>500</v></c>'
+            + f'<c r="C3" t="str">{formula}<v>{result}</v></c>',
+        ],
+        calc='<calcPr calcId="191029"/>',
+    )
+
+    validation = check(path, "cancel")
+
+    assert problems(validation) == {
+        2: [
+            (
+                "formula_without_value",
+                "amount",
+                'amount cell holds a formula (=IF(C2="","",C2)) whose result is '
+                "empty; a formula is not read as a blank cell. Type the value, or "
+                "clear the cell.",
+            )
+        ]
+    }
+    assert requests(validation) == [{"order_id": "EF-2", "amount": 500}]
+
+
+@pytest.mark.sandbox
+def test_a_never_calculated_workbook_sends_no_placeholder(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Never-calculated formulas: no capture false, no order id "0" (e2e)."""
+    sandbox.add_order("OLD-1", 1000)
+    sandbox.add_order("OLD-3", 1000)
+    path = xlsxwriter_reauthorizations(tmp_path / "reauth.xlsx")
+
+    result = run(tmp_path, sandbox, "reauthorize", path, "--skip-invalid")
+
+    assert result.exit_code == 1
+    assert "  Rejected         2 rows               0 yen" in result.stderr
+    assert sandbox.received() == 0
+
+
+# --- 3. TRUE/FALSE cells holding neither ---------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("cell", "stored"),
+    [
+        ('<c r="D2" t="b"><v>TRUE</v></c>', "stores 'TRUE'"),
+        ('<c r="D2" t="b"><v>2</v></c>', "stores '2'"),
+        ('<c r="D2" t="b"><v>-1</v></c>', "stores '-1'"),
+        ('<c r="D2" t="b"><v/></c>', "stores nothing"),
+    ],
+)
+def test_a_boolean_cell_holding_neither_true_nor_false_is_rejected(
+    tmp_path: Path, cell: str, stored: str
+) -> None:
+    """Odd TRUE/FALSE cells: <v>TRUE</v>, <v>2</v> and <v/> were sent as false."""
+    path = workbook(
+        tmp_path / "reauth.xlsx",
+        [
+            REAUTH_HEADER,
+            text("A2", "BC-1")
+            + text("B2", "OLD-1")
+            + '<c r="C2"><v>1000</v></c>'
+            + cell,
+        ],
+    )
+
+    validation = check(path, "reauthorize")
+
+    assert problems(validation) == {
+        2: [
+            (
+                "boolean_cell_invalid",
+                "capture",
+                f"capture is a TRUE/FALSE cell that {stored}, which is neither TRUE "
+                "nor FALSE; set the cell to TRUE or FALSE in Excel and save the file "
+                "again.",
+            )
+        ]
+    }
+
+
+@pytest.mark.parametrize(
+    ("stored", "sent"), [("1", True), ("true", True), ("0", False), ("false", False)]
+)
+def test_boolean_cells_holding_one_zero_true_or_false_are_read(
+    tmp_path: Path, stored: str, sent: bool
+) -> None:
+    """Odd TRUE/FALSE cells: the values the format allows are still booleans."""
+    path = workbook(
+        tmp_path / "reauth.xlsx",
+        [
+            REAUTH_HEADER,
+            text("A2", "BC-1")
+            + text("B2", "OLD-1")
+            + '<c r="C2"><v>1000</v></c>'
+            + f'<c r="D2" t="b"><v>{stored}</v></c>',
+        ],
+    )
+
+    validation = check(path, "reauthorize")
+
+    assert [fields["capture"] for fields in requests(validation)] == [sent]
+
+
+def test_an_odd_boolean_cell_in_a_memo_column_is_carried(tmp_path: Path) -> None:
+    """Odd TRUE/FALSE cells: a column popbatch does not read keeps the stored text."""
+    path = workbook(
+        tmp_path / "orders.xlsx",
+        [
+            text("A1", "order_id") + text("B1", "amount") + text("C1", "memo"),
+            text("A2", "BM-1")
+            + '<c r="B2"><v>1000</v></c><c r="C2" t="b"><v>2</v></c>',
+        ],
+    )
+
+    validation = check(path)
+
+    assert validation.rejected == {}
+    assert validation.table.cells[2].tolist() == ["2"]
+
+
+@pytest.mark.sandbox
+def test_an_odd_boolean_cell_sends_nothing(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Odd TRUE/FALSE cells: exit 65 and no request for <v>2</v> (e2e)."""
+    sandbox.add_order("OLD-1", 1000)
+    path = workbook(
+        tmp_path / "reauth.xlsx",
+        [
+            REAUTH_HEADER,
+            text("A2", "BC-1")
+            + text("B2", "OLD-1")
+            + '<c r="C2"><v>1000</v></c>'
+            + '<c r="D2" t="b"><v>2</v></c>',
+        ],
+    )
+
+    result = run(tmp_path, sandbox, "reauthorize", path)
+
+    assert result.exit_code == 65
+    assert sandbox.received() == 0

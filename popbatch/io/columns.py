@@ -292,12 +292,19 @@ EXCEL_CELL_REASONS = frozenset(
         "number_too_long",
         "number_format_hides_digits",
         "boolean_cell",
+        "boolean_cell_invalid",
     }
 )
 
 # Which typed-cell facts reject a row, by the kind of field the column holds.
 _ALWAYS = frozenset(
-    {"merged_cells", "formula_without_value", "error_cell", "date_cell"}
+    {
+        "merged_cells",
+        "formula_without_value",
+        "error_cell",
+        "date_cell",
+        "boolean_cell_invalid",
+    }
 )
 _CELL_REASONS = {
     FieldKind.ORDER_ID: _ALWAYS
@@ -316,6 +323,7 @@ _CELL_PRIORITY = (
     "formula_without_value",
     "error_cell",
     "date_cell",
+    "boolean_cell_invalid",
     "number_too_long",
     "number_format_hides_digits",
     "boolean_cell",

@@ -52,7 +52,8 @@ class CellProblem:
         column: 0-based position in the header row.
         reason: snake_case: ``date_cell``, ``error_cell``,
             ``formula_without_value``, ``number_format_hides_digits``,
-            ``number_too_long``, ``boolean_cell``, ``merged_cells``;
+            ``number_too_long``, ``boolean_cell``, ``boolean_cell_invalid``,
+            ``merged_cells``;
             ``unnamed_text`` for CSV text past the last named column.
         message: a full sentence naming the header text and the value.
     """
@@ -417,9 +418,13 @@ def _cell_problem(note: CellNote, labels: list[str]) -> CellProblem:
             f"cell in column {letter} and save the file again."
         )
     elif reason == "formula_without_value":
+        message = _formula_message(label, note)
+    elif reason == "boolean_cell_invalid":
+        stored = f"stores {note.value!r}" if note.value else "stores nothing"
         message = (
-            f"{label} cell holds a formula ({note.value}) with no saved result; "
-            "open the file in Excel, let it calculate, and save it again."
+            f"{label} is a TRUE/FALSE cell that {stored}, which is neither TRUE "
+            "nor FALSE; set the cell to TRUE or FALSE in Excel and save the "
+            "file again."
         )
     elif reason == "boolean_cell":
         message = (
@@ -446,6 +451,27 @@ def _cell_problem(note: CellNote, labels: list[str]) -> CellProblem:
         )
 
     return CellProblem(note.row, note.column, reason, message)
+
+
+def _formula_message(label: str, note: CellNote) -> str:
+    if note.detail == "stale":
+        return (
+            f"{label} cell holds a formula ({note.value}) whose saved result is not "
+            "up to date: the workbook asks to be calculated when opened (a script "
+            "wrote it) or was saved without calculating. Open it in Excel, let it "
+            "calculate, and save it again."
+        )
+    if note.detail == "empty":
+        return (
+            f"{label} cell holds a formula ({note.value}) whose result is empty; "
+            "a formula is not read as a blank cell. Type the value, or clear the "
+            "cell."
+        )
+
+    return (
+        f"{label} cell holds a formula ({note.value}) with no saved result; "
+        "open the file in Excel, let it calculate, and save it again."
+    )
 
 
 def _merge_problems(

@@ -56,11 +56,13 @@ class CellNote:
         row: spreadsheet row number.
         column: 0-based column position.
         reason: ``date_cell``, ``error_cell``, ``formula_without_value``,
-            ``boolean_cell``, ``number_too_long`` or
+            ``boolean_cell``, ``boolean_cell_invalid``, ``number_too_long`` or
             ``number_format_hides_digits``.
         value: the cell as read (a date as ISO text, an error as #DIV/0!).
         detail: for ``number_format_hides_digits``, ``leading_zeros`` when
-            the format pads the number with zeros, else ``other``.
+            the format pads the number with zeros, else ``other``; for
+            ``formula_without_value``, ``stale`` when the workbook says its
+            saved results are not up to date, ``empty`` for an empty result.
         number_format: the cell's number format code, where it matters.
     """
 
@@ -189,7 +191,7 @@ class _Workbook:
         base = posixpath.dirname(self.workbook_part)
         rels_part = f"{base}/_rels/{posixpath.basename(self.workbook_part)}.rels"
         rels = self._relationships(rels_part, base) if rels_part in self.members else {}
-        entries, namespace, date1904 = self._sheets(rels)
+        entries, namespace, date1904, stale = self._sheets(rels)
         chosen, note = self._choose(entries, sheet)
         if chosen.part is None or chosen.part not in self.members:
             raise InputUnreadableError(
@@ -204,13 +206,15 @@ class _Workbook:
         styles = self._styles(parts.get("styles"), tags)
         content = SheetContent(chosen.name, tuple(e.name for e in entries), note)
         with self.archive.open(chosen.part) as stream:
-            _SheetReader(content, tags, shared, styles, date1904).read(stream)
+            reader = _SheetReader(content, tags, shared, styles, date1904)
+            reader.stale_results = stale
+            reader.read(stream)
 
         return content
 
     def _sheets(
         self, rels: dict[str, tuple[str, str]]
-    ) -> tuple[list[_SheetEntry], str, bool]:
+    ) -> tuple[list[_SheetEntry], str, bool, bool]:
         with self.archive.open(self.workbook_part) as stream:
             root = ElementTree.parse(stream).getroot()
         namespace = root.tag[1:].split("}", 1)[0] if root.tag.startswith("{") else ""
@@ -222,6 +226,7 @@ class _Workbook:
             "1",
             "true",
         )
+        stale = _results_are_stale(root.find(f"{ns}calcPr"))
 
         entries = []
         for element in root.iter(f"{ns}sheet"):
@@ -234,7 +239,7 @@ class _Workbook:
             visible = element.get("state", "visible") == "visible"
             entries.append(_SheetEntry(element.get("name", ""), part, visible))
 
-        return entries, namespace, date1904
+        return entries, namespace, date1904, stale
 
     def _choose(
         self, entries: list[_SheetEntry], sheet: str | None
@@ -294,6 +299,27 @@ class _Workbook:
             codes.append((code if code is not None else f"#{format_id}", is_date))
 
         return _Styles(codes)
+
+
+def _results_are_stale(calc: ElementTree.Element | None) -> bool:
+    """Tell whether a workbook says its saved formula results are not to be trusted.
+
+    XlsxWriter (pandas' default engine) saves 0 as every formula's result
+    and sets ``fullCalcOnLoad``, so that Excel calculates them on opening:
+    a workbook that no spreadsheet opened since holds only placeholders.
+    Manual calculation with ``calcOnSave`` off saves results as they were
+    last calculated, before any later edit. Excel and LibreOffice write
+    neither on a workbook they calculated.
+    """
+    if calc is None:
+        return False
+    if calc.get("fullCalcOnLoad") in ("1", "true"):
+        return True
+
+    return calc.get("calcMode") == "manual" and calc.get("calcOnSave") in (
+        "0",
+        "false",
+    )
 
 
 class _Tags:
@@ -366,6 +392,12 @@ def _unescape(text: str) -> str:
     return _ESCAPED.sub(lambda match: chr(int(match.group(1), 16)), text)
 
 
+# What a TRUE/FALSE cell (t="b") may store: 1 or 0 (ECMA-376), or the words
+# some writers use. Anything else is no boolean; reading it as FALSE would
+# change what the merchant sees.
+_BOOLEAN_VALUES = {"1": "TRUE", "true": "TRUE", "0": "FALSE", "false": "FALSE"}
+
+
 class _Styles:
     """Number format code and date-ness of each cell style index."""
 
@@ -401,6 +433,7 @@ class _SheetReader:
         self.shared = shared
         self.styles = styles
         self.date1904 = date1904
+        self.stale_results = False
         self.digits_shown: dict[tuple[int, int], str] = {}
         self.columns: dict[str, int] = {}
 
@@ -505,24 +538,38 @@ class _SheetReader:
         if kind == "s":
             return self.shared[int(value)] if value else ""
 
-        # openpyxl and other writers store a formula without a result as
-        # <f>..</f><v/>; only a text formula (t="str") can have "" as its result.
-        if self.formula is not None and not value and kind not in ("str", "inlineStr"):
-            value = None
-        if value is None:
-            if self.formula is None:
-                return ""
-            text = f"={self.formula}"
-            self._note("formula_without_value", text)
+        # A formula's saved result is its value, unless the workbook says its
+        # results are stale, or there is none: openpyxl and other writers
+        # store <f>..</f><v/>, and only a text formula (t="str") can have ""
+        # as its result.
+        formula = self.formula
+        if formula is not None and (
+            self.stale_results
+            or value is None
+            or (not value and kind not in ("str", "inlineStr"))
+        ):
+            text = f"={formula}"
+            detail = "stale" if self.stale_results and value else ""
+            self._note("formula_without_value", text, detail)
             return text
+        if value is None:
+            return ""
         if kind is None or kind == "n":
             return self._number(value)
         if kind in ("str", "inlineStr"):
+            if formula is not None and not value.strip():
+                # =IF(..., "", ...) looks blank, but a blank cancel amount
+                # refunds in full and a blank capture captures: a formula's
+                # empty result is never read as an empty cell.
+                self._note("formula_without_value", f"={formula}", "empty")
             return value
         if kind == "b":
-            text = "TRUE" if value.strip() in ("1", "true") else "FALSE"
-            self._note("boolean_cell", text)
-            return text
+            boolean = _BOOLEAN_VALUES.get(value)
+            if boolean is None:
+                self._note("boolean_cell_invalid", value)
+                return value
+            self._note("boolean_cell", boolean)
+            return boolean
         if kind == "e":
             self._note("error_cell", value)
             return value
