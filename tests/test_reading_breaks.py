@@ -658,3 +658,78 @@ def test_an_odd_boolean_cell_sends_nothing(
 
     assert result.exit_code == 65
     assert sandbox.received() == 0
+
+
+# --- 4. card numbers in full-width digits or with other separators ------------------
+
+
+@pytest.mark.parametrize(
+    "memo",
+    [
+        "カード ４１１１１１１１１１１１１１１１",
+        "４１１１\u3000１１１１\u3000１１１１\u3000１１１１",
+        "4111\u00a01111\u00a01111\u00a01111",
+        "4111\u20101111\u20101111\u20101111",
+        "4111－1111－1111－1111",
+        "5555ー5555ー5555ー4444",
+        "4111 - 1111 - 1111 - 1111",
+        "4111\u200b1111\u200b1111\u200b1111",
+    ],
+)
+def test_card_numbers_in_other_widths_and_separators_refuse_the_file(
+    tmp_path: Path, memo: str
+) -> None:
+    """Hidden card numbers: full-width digits, NBSP, U+3000, ‐ and － passed."""
+    path = write(tmp_path / "orders.csv", f"order_id,amount,memo\nCC-1,1000,{memo}\n")
+
+    message, hint = refusal(path, "capture")
+
+    assert (message, hint) == (
+        'orders.csv: column "memo" (C) holds what look like card numbers in 1 cell '
+        "(row 2); popbatch refuses files that hold card numbers",
+        "Delete those numbers (or the column) and save the file again.",
+    )
+
+
+@pytest.mark.parametrize(
+    "memo",
+    [
+        "４１１１１１１１１１１１１１１２",  # fails the Luhn check
+        "４９１２３４５６７８９０４",  # a 13-digit JAN code
+        "電話 ０３－１２３４－５６７８ ／ ０９０－１２３４－５６７８",
+        "4111    1111 1111 1111",  # four spaces: no longer one number
+    ],
+)
+def test_long_numbers_that_are_no_card_numbers_are_carried(
+    tmp_path: Path, memo: str
+) -> None:
+    """Hidden card numbers: the wider scan still needs a brand, a length and Luhn."""
+    path = write(tmp_path / "orders.csv", f"order_id,amount,memo\nCC-1,1000,{memo}\n")
+
+    validation = check(path)
+
+    assert validation.table.cells[2].tolist() == [memo]
+    assert validation.rejected == {}
+
+
+@pytest.mark.sandbox
+def test_a_full_width_card_number_is_never_sent_nor_written(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """Hidden card numbers: exit 65, nothing sent, no digits in the output (e2e)."""
+    sandbox.add_order("CC-1", 1000)
+    path = write(
+        tmp_path / "orders.csv",
+        "order_id,amount,memo\nCC-1,1000,４１１１\u3000１１１１\u3000１１１１\u3000１１１１\n",
+    )
+
+    result = run(tmp_path, sandbox, "capture", path, "--skip-invalid")
+
+    assert result.exit_code == 65
+    assert result.stderr == (
+        'Error: orders.csv: column "memo" (C) holds what look like card numbers in '
+        "1 cell (row 2); popbatch refuses files that hold card numbers\n"
+        "Delete those numbers (or the column) and save the file again.\n"
+    )
+    assert sandbox.received() == 0
+    assert [written.name for written in tmp_path.iterdir()] == ["orders.csv"]

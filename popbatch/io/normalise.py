@@ -430,10 +430,23 @@ def normalise_column(
 
 # --- card numbers ----------------------------------------------------------
 
-# 13 digits in a row, each pair separated by at most one space or dash: the
-# cells worth a closer look (``holds_card_number``).
-_CARD_CANDIDATE = r"[0-9](?:[ \-]?[0-9]){12}"
-_CARD_RUN = re.compile(r"(?<![0-9])[0-9](?:[ \-]?[0-9])+(?![0-9])")
+# What people put between the digits of a card number: spaces of every width
+# (NBSP, the ideographic space U+3000, thin spaces), the zero-width space,
+# tabs, and dashes with their look-alikes (the hyphens U+2010 to U+2015, the
+# minus U+2212, the full-width －, the long-vowel mark ー).
+_CARD_SEPARATORS = (
+    " \t\u00a0\u1680\u2000-\u200b\u202f\u205f\u3000"
+    "\\-\u00ad\u2010-\u2015\u2043\u2212\ufe63\uff0d\u30fc\uff70"
+)
+# Digits as typed: ASCII, or full-width from a Japanese IME.
+_CARD_DIGITS = "0-9\uff10-\uff19"
+# 13 digits, each pair separated by at most three separators: the cells
+# worth a closer look (``holds_card_number``).
+_CARD_CANDIDATE = (
+    f"[{_CARD_DIGITS}](?:[{_CARD_SEPARATORS}]{{0,3}}[{_CARD_DIGITS}]){{12}}"
+)
+_TO_CARD_SPACE = re.compile(f"[{_CARD_SEPARATORS}]")
+_CARD_RUN = re.compile(r"(?<![0-9])[0-9](?: {0,3}[0-9])+(?![0-9])")
 
 # Card-brand prefixes and lengths (IIN ranges). Visa's old 13-digit numbers
 # are left out on purpose: 13-digit JAN/EAN product codes start with 45 or 49
@@ -486,10 +499,13 @@ def is_card_number(digits: str) -> bool:
 def holds_card_number(text: str) -> bool:
     """Tell whether some run of digits in ``text`` is a card number.
 
-    Digits may be grouped with single spaces or dashes (4111 1111 1111 1111).
+    The text is read NFKC-folded, so full-width digits count. Digits may be
+    grouped with up to three spaces or dashes of any kind between them
+    (4111 1111 1111 1111, ４１１１－１１１１…, 4111\xa01111…).
     """
-    for match in _CARD_RUN.finditer(text):
-        digits = re.sub(r"[ \-]", "", match.group())
+    folded = _TO_CARD_SPACE.sub(" ", unicodedata.normalize("NFKC", text))
+    for match in _CARD_RUN.finditer(folded):
+        digits = match.group().replace(" ", "")
         if 13 <= len(digits) <= 19 and is_card_number(digits):
             return True
 
