@@ -17,6 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from popbatch.errors import OutputError
+from popbatch.journal.model import canonical_endpoint
 from popbatch.rows import RowState
 
 logger = logging.getLogger(__name__)
@@ -132,9 +133,65 @@ def _create_schema_1(conn: sqlite3.Connection) -> None:
     conn.execute(f"PRAGMA application_id = {APPLICATION_ID}")
 
 
+def _recanonicalise_endpoints_2(conn: sqlite3.Connection) -> None:
+    """Store every batch's endpoint, and the key made of it, in today's canonical form.
+
+    Version 1 kept ``:80``, ``:443``, dot segments, repeated slashes and a
+    host's final dot, so one endpoint could hold two batches of one file.
+    A batch is found by its key and its history by its endpoint, so both
+    move to the form ``canonical_endpoint`` gives now: the command that made
+    a batch finds it again, whichever spelling it uses.
+
+    Where two batches become one key (the same file sent under two
+    spellings), the one already in that form, or else the oldest, takes it;
+    the other keeps its old key, and its rows still count in every later
+    batch's cross-batch rules, since its endpoint is the same.
+    """
+    found = conn.execute(
+        "SELECT id, key, operation, live, input_sha256, endpoint FROM batches "
+        "ORDER BY id"
+    ).fetchall()
+    claims: dict[str, list[tuple[int, str]]] = {}
+    for batch_id, key, operation, live, sha256, endpoint in found:
+        new_key = _rekeyed(key, operation, live, sha256, endpoint)
+        claims.setdefault(new_key, []).append((batch_id, key))
+        conn.execute(
+            "UPDATE batches SET endpoint = ? WHERE id = ?",
+            (canonical_endpoint(endpoint), batch_id),
+        )
+
+    for new_key, batches in claims.items():
+        keeper = next(
+            (batch_id for batch_id, key in batches if key == new_key), batches[0][0]
+        )
+        conn.execute("UPDATE batches SET key = ? WHERE id = ?", (new_key, keeper))
+        others = [batch_id for batch_id, _ in batches if batch_id != keeper]
+        if others:
+            logger.warning(
+                "batches %s were made for batch %d's file and endpoint, spelled "
+                "another way; batch %d is the one its command resumes",
+                ", ".join(str(batch_id) for batch_id in others),
+                keeper,
+                keeper,
+            )
+
+
+def _rekeyed(key: str, operation: str, live: int, sha256: str, endpoint: str) -> str:
+    """``key`` with its endpoint part in canonical form (see ``batch_key``).
+
+    A key that was not made by ``batch_key`` from the batch's own fields is
+    kept as it is.
+    """
+    mode = "live" if live else "test"
+    head = f"{operation}:{mode}:{sha256.lower()}:{endpoint}"
+    if key != head and not key.startswith(head + ":"):
+        return key
+    return head.removesuffix(endpoint) + canonical_endpoint(endpoint) + key[len(head) :]
+
+
 # MIGRATIONS[n] moves a journal from version n to n + 1; the schema version
 # this popbatch writes is len(MIGRATIONS). Version 0 is an empty file.
-MIGRATIONS: tuple[Migration, ...] = (_create_schema_1,)
+MIGRATIONS: tuple[Migration, ...] = (_create_schema_1, _recanonicalise_endpoints_2)
 
 
 def schema_version() -> int:

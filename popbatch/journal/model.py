@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import SplitResult, urlsplit, urlunsplit
 
 from popbatch.rows import Outcome, OutcomeKind, Problem, RowState
 
@@ -54,13 +54,62 @@ INTERRUPTED_OUTCOME = Outcome(
 )
 
 
+# The port a scheme reaches when the URL names none.
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+
+
 def canonical_endpoint(endpoint: str) -> str:
-    """The endpoint as batches are compared by: lower-case host, no final slash."""
+    """The endpoint as batches are compared by: one text per place requests go.
+
+    Scheme and host in lower case, the host without its final dot, no port
+    when it is the scheme's default (80 for http, 443 for https), and a path
+    without dot segments, repeated slashes or a final slash. Two spellings
+    of one endpoint must never count as two, or a file sent under one would
+    be sent again under the other.
+    """
     parts = urlsplit(endpoint.strip())
-    path = parts.path.rstrip("/")
+    scheme = parts.scheme.lower()
     return urlunsplit(
-        (parts.scheme.lower(), parts.netloc.lower(), path, parts.query, "")
+        (
+            scheme,
+            _canonical_netloc(parts, scheme),
+            _canonical_path(parts.path),
+            parts.query,
+            "",
+        )
     )
+
+
+def _canonical_netloc(parts: SplitResult, scheme: str) -> str:
+    """``user@host:port`` in lower case, without a final dot or a default port."""
+    netloc = parts.netloc
+    try:
+        port = parts.port
+    except ValueError:
+        # Not a port number: such an endpoint is refused before anything is
+        # sent, so the text only has to stay stable.
+        return netloc.lower()
+    host = (parts.hostname or "").removesuffix(".")
+    if ":" in host:
+        host = f"[{host}]"  # an IPv6 address keeps its brackets
+    userinfo = netloc.rpartition("@")[0] if "@" in netloc else ""
+
+    text = f"{userinfo.lower()}@{host}" if userinfo else host
+    if port is not None and port != _DEFAULT_PORTS.get(scheme):
+        text += f":{port}"
+    return text
+
+
+def _canonical_path(path: str) -> str:
+    """The path with ``.`` and ``..`` applied, single slashes and no final one."""
+    segments: list[str] = []
+    for segment in path.split("/"):
+        if segment == "..":
+            if segments:
+                segments.pop()
+        elif segment not in ("", "."):
+            segments.append(segment)
+    return "".join(f"/{segment}" for segment in segments)
 
 
 def batch_key(
