@@ -175,8 +175,8 @@ def check_output_folder(out_dir: Path) -> None:
 
 @contextmanager
 def _locked_journal(path: Path) -> Iterator[Journal]:
-    with JournalLock(path):
-        journal = Journal.open(path)
+    with JournalLock(path) as lock:
+        journal = Journal.open(lock.real_path)
         try:
             yield journal
         finally:

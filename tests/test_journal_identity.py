@@ -1,33 +1,60 @@
 """Regression tests of the journal's identity rules (the review of journal identity).
 
-One endpoint is one endpoint however its URL is spelled, also in journals
-written before the rule, so that a file is never sent twice under two
-spellings of one URL.
+One journal file is one lock however its path is spelled, and a lock file
+removed while it is held lets no second run in; one endpoint is one
+endpoint however its URL is spelled, also in journals written before the
+rule.
 """
 
 from __future__ import annotations
 
+import fcntl
+import json
 import logging
+import os
 import sqlite3
-from collections.abc import Callable, Mapping, Sequence
+import subprocess
+import sys
+import time
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 
 from popbatch.cli import main
-from popbatch.errors import ExitCode
+from popbatch.errors import ExitCode, JournalBusyError
 from popbatch.journal import (
     Journal,
+    JournalLock,
     batch_key,
     canonical_endpoint,
+    lock_path,
     schema_version,
 )
+from popbatch.journal import lock as lock_module
 from popbatch.rows import RowRecord, RowState
 from popbatch.sandbox import SandboxServer
 
+ROOT = Path(__file__).resolve().parent.parent
 TEST_KEY = "Test-POP-Server-Key"
 SHA = "ab" * 32
+BUSY_HINT = (
+    "Wait for it to finish and run the same command again; "
+    "it resumes where the batch stands."
+)
+
+# A process that holds a journal's lock until its stdin closes.
+HOLD_LOCK = """
+import sys
+from pathlib import Path
+from popbatch.journal import JournalLock
+
+lock = JournalLock(Path(sys.argv[1])).acquire()
+print("held", flush=True)
+sys.stdin.read()
+"""
 
 
 # --- helpers -------------------------------------------------------------------
@@ -76,6 +103,255 @@ def cancel_args(
     if journal is not None:
         argv += ["--journal", str(journal)]
     return argv
+
+
+def wait_for_first_request(
+    sandbox: SandboxServer, order_id: str, process: subprocess.Popen[bytes], log: Path
+) -> None:
+    """Wait until ``order_id`` reached the sandbox (a guard against hangs only)."""
+    deadline = time.monotonic() + 60
+    while sandbox.received(order_id) < 1:
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise AssertionError(
+                f"{order_id} never reached the sandbox; the run said:\n"
+                + log.read_text(encoding="utf-8", errors="replace")
+            )
+        time.sleep(0.02)
+
+
+@contextmanager
+def lock_held_elsewhere(journal: Path) -> Iterator[subprocess.Popen[str]]:
+    """Another process holding the lock of ``journal`` for the block."""
+    process = subprocess.Popen(
+        [sys.executable, "-c", HOLD_LOCK, str(journal)],
+        cwd=ROOT,
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert process.stdout is not None
+        assert process.stdout.readline() == "held\n"
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+        for stream in (process.stdin, process.stdout):
+            if stream is not None:
+                stream.close()
+
+
+@contextmanager
+def run_in_background(
+    argv: Sequence[str], env: Mapping[str, str | None], log: Path
+) -> Iterator[subprocess.Popen[bytes]]:
+    """``python -m popbatch ARGV`` running for the block, then killed."""
+    full = dict(os.environ)
+    for name, value in env.items():
+        if value is None:
+            full.pop(name, None)
+        else:
+            full[name] = value
+    with log.open("wb") as stderr:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "popbatch", *argv],
+            cwd=ROOT,
+            env=full,
+            stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,
+            stderr=stderr,
+        )
+    try:
+        yield process
+    finally:
+        process.kill()
+        process.wait()
+
+
+def holder_text(journal: Path) -> str:
+    """`` (pid N, started at T)`` as the lock file of ``journal`` records it."""
+    held = json.loads(lock_path(journal).read_text(encoding="utf-8"))
+    return f" (pid {held['pid']}, started at {held['started_at']})"
+
+
+# --- 1. one lock per journal file ----------------------------------------------
+
+
+@pytest.mark.parametrize("holder_uses_link", [False, True])
+def test_a_symlink_to_the_journal_meets_the_lock_another_process_holds(
+    tmp_path: Path, holder_uses_link: bool
+) -> None:
+    """issue journal-identity: the lock is the real file's, whichever path holds it."""
+    journal = tmp_path / "journal.sqlite3"
+    link = tmp_path / "link.sqlite3"
+    link.symlink_to(journal.name)
+    held, taken = (link, journal) if holder_uses_link else (journal, link)
+
+    with lock_held_elsewhere(held) as holder:
+        second = JournalLock(taken)
+        with pytest.raises(JournalBusyError) as caught:
+            second.acquire()
+        who = holder_text(journal)
+
+    assert caught.value.message == (
+        f"another popbatch run is using the journal {str(taken)!r}{who}"
+    )
+    assert f"(pid {holder.pid}," in who
+    assert not second.held
+    assert lock_path(link) == lock_path(journal) == tmp_path / "journal.sqlite3.lock"
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize("way_in", ["through a symlink", "after its lock file went"])
+def test_a_second_run_sends_nothing_while_a_run_holds_the_journal(
+    sandbox: SandboxServer, tmp_path: Path, way_in: str
+) -> None:
+    """issue journal-identity: 178-211 of 300 refunds went twice through a symlink."""
+    orders = ["SY-1", "SY-2", "SY-3"]
+    for order_id in orders:
+        sandbox.add_order(order_id, 10_000, state="captured")
+    sandbox.script_order("SY-1", {"action": "hang"})
+    first = write_csv(
+        tmp_path / "a.csv", "order_id,amount", [f"{o},100" for o in orders]
+    )
+    second = write_csv(
+        tmp_path / "b.csv", "order_id,amount,memo", [f"{o},100,x" for o in orders]
+    )
+    journal = tmp_path / "journal.sqlite3"
+    link = tmp_path / "link.sqlite3"
+    link.symlink_to(journal.name)
+    env = environment(tmp_path)
+    argv = cancel_args(first, sandbox.base_url, out=tmp_path / "ra", journal=journal)
+    argv += ["--concurrency", "1", "--timeout", "600"]
+
+    log = tmp_path / "a.log"
+    with run_in_background(argv, env, log) as holder:
+        wait_for_first_request(sandbox, "SY-1", holder, log)
+        if way_in == "through a symlink":
+            who, given = holder_text(journal), link
+        else:
+            lock_path(journal).unlink()
+            who, given = "", journal
+        run = invoke(
+            cancel_args(second, sandbox.base_url, out=tmp_path / "rb", journal=given),
+            env,
+        )
+
+    assert run.exit_code == ExitCode.TRY_AGAIN_LATER
+    assert run.stderr == (
+        f"Error: another popbatch run is using the journal {str(given)!r}{who}\n"
+        f"{BUSY_HINT}\n"
+    )
+    assert {order_id: sandbox.received(order_id) for order_id in orders} == {
+        "SY-1": 1,
+        "SY-2": 0,
+        "SY-3": 0,
+    }
+
+
+def test_deleting_the_lock_file_while_another_process_holds_it_lets_no_one_in(
+    tmp_path: Path,
+) -> None:
+    """issue journal-identity: a clean-up of *.lock files used to free the journal."""
+    journal = tmp_path / "journal.sqlite3"
+
+    with lock_held_elsewhere(journal):
+        lock_path(journal).unlink()
+        second = JournalLock(journal)
+        with pytest.raises(JournalBusyError) as caught:
+            second.acquire()
+
+    assert caught.value.message == (
+        f"another popbatch run is using the journal {str(journal)!r}"
+    )
+    assert caught.value.hint == BUSY_HINT
+    assert not second.held
+
+
+def test_deleting_the_lock_file_while_held_here_lets_no_second_lock_in(
+    tmp_path: Path,
+) -> None:
+    """issue journal-identity: the reviewer's reproduction, in one process."""
+    journal = tmp_path / "journal.sqlite3"
+
+    with JournalLock(journal):
+        lock_path(journal).unlink()
+        second = JournalLock(journal)
+        with pytest.raises(JournalBusyError):
+            second.acquire()
+    third = JournalLock(journal).acquire()
+    third.release()
+
+    assert not second.held
+
+
+def test_a_lock_file_replaced_while_it_is_taken_is_taken_again(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The flock must be on the file at the path, not on one a clean-up removed."""
+    journal = tmp_path / "journal.sqlite3"
+    monkeypatch.setattr(lock_module, "_GUARDED", False)  # the lock file alone
+    real_flock = fcntl.flock
+    calls: list[int] = []
+
+    def flock_after_a_replacement(fd: int, operation: int) -> None:
+        calls.append(fd)
+        if len(calls) == 1:
+            lock_path(journal).unlink()
+            lock_path(journal).touch()
+        real_flock(fd, operation)
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_a_replacement)
+    first = JournalLock(journal).acquire()
+    monkeypatch.setattr(fcntl, "flock", real_flock)
+    try:
+        with pytest.raises(JournalBusyError):
+            JournalLock(journal).acquire()
+    finally:
+        first.release()
+
+    assert len(calls) == 2
+
+
+def test_a_lock_file_that_keeps_being_replaced_is_reported(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After five replacements in a row popbatch gives up with exit 75."""
+    journal = tmp_path / "journal.sqlite3"
+
+    def flock_after_a_removal(fd: int, operation: int) -> None:
+        lock_path(journal).unlink()
+
+    monkeypatch.setattr(fcntl, "flock", flock_after_a_removal)
+    lock = JournalLock(journal)
+    with pytest.raises(JournalBusyError) as caught:
+        lock.acquire()
+
+    assert caught.value.message == (
+        f"the journal lock {str(lock_path(journal))!r} was replaced 5 times "
+        "while popbatch was taking it"
+    )
+    assert caught.value.exit_code is ExitCode.TRY_AGAIN_LATER
+    assert not lock.held
+
+
+def test_the_journal_is_opened_by_the_real_path_that_is_locked(tmp_path: Path) -> None:
+    """A symlink's journal and lock are the real file's."""
+    journal = tmp_path / "data" / "journal.sqlite3"
+    journal.parent.mkdir()
+    link = tmp_path / "link.sqlite3"
+    link.symlink_to(journal)
+
+    with JournalLock(link) as lock:
+        opened = Journal.open(link)
+        opened.close()
+
+    assert (lock.real_path, lock.path) == (
+        journal,
+        journal.with_name("journal.sqlite3.lock"),
+    )
+    assert opened.path == journal
+    assert link.is_symlink()
 
 
 # --- 2. one endpoint, however spelled ------------------------------------------

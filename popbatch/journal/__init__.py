@@ -8,8 +8,8 @@ one, and every result file can be rebuilt from the journal alone.
 
 The parts:
 
-- ``JournalLock``: one run at a time per journal (an flock that dies with
-  its holder).
+- ``JournalLock``: one run at a time per journal file, however its path is
+  spelled (an flock that dies with its holder).
 - ``Journal``: batches, runs, rows, the cross-batch history the plan step
   needs, and the settling of Review rows.
 - ``database``: file creation (0700 folders, 0600 files), WAL with
@@ -25,7 +25,7 @@ options must be plain JSON data.
 """
 
 from popbatch.journal.database import schema_version
-from popbatch.journal.lock import JournalLock, lock_path
+from popbatch.journal.lock import JournalLock, lock_path, real_journal_path
 from popbatch.journal.model import (
     ALLOWED_FROM,
     HISTORY_STATES,
@@ -52,5 +52,6 @@ __all__ = [
     "batch_key",
     "canonical_endpoint",
     "lock_path",
+    "real_journal_path",
     "schema_version",
 ]

@@ -230,7 +230,9 @@ def connect(path: Path) -> sqlite3.Connection:
         OutputError: the file cannot be created or opened, is damaged, is
             not a popbatch journal, or was written by a newer popbatch.
     """
-    created = _create_private_file(path)
+    # An empty file is new too: the run's lock creates the journal's file
+    # (see JournalLock) before SQLite first opens it.
+    created = create_private_file(path) or _is_empty(path)
     try:
         conn = sqlite3.connect(
             path,
@@ -300,7 +302,14 @@ def _cannot_open(path: Path, detail: str) -> OutputError:
     )
 
 
-def _create_private_file(path: Path) -> bool:
+def create_private_file(path: Path) -> bool:
+    """Create an empty ``path`` readable by the owner alone; False if it exists.
+
+    Missing folders are made private too (``make_private_dirs``).
+
+    Raises:
+        OutputError: the file cannot be created.
+    """
     # Creating the file ourselves fixes its mode; SQLite gives the -wal and
     # -shm files the mode of the database file.
     try:
@@ -316,6 +325,13 @@ def _create_private_file(path: Path) -> bool:
     finally:
         os.close(fd)
     return True
+
+
+def _is_empty(path: Path) -> bool:
+    try:
+        return path.stat().st_size == 0
+    except OSError:
+        return False
 
 
 def _configure(conn: sqlite3.Connection, path: Path) -> None:

@@ -40,6 +40,7 @@ from popbatch.journal.codec import (
     time_text,
 )
 from popbatch.journal.database import connect
+from popbatch.journal.lock import real_journal_path
 from popbatch.journal.model import (
     ALLOWED_FROM,
     HISTORY_STATES,
@@ -135,6 +136,9 @@ class Journal:
     ) -> Journal:
         """Open (creating, checking and upgrading as needed) the journal at ``path``.
 
+        The journal is opened by its real path (symlinks followed), which
+        ``path`` then holds: the file the ``JournalLock`` of ``path`` locks.
+
         Args:
             clock: the time of batches' ``created_at`` and of events when no
                 time is given.
@@ -143,8 +147,8 @@ class Journal:
             OutputError: the journal cannot be created, is damaged, is not a
                 journal, or was written by a newer popbatch.
         """
-        path = Path(path)
-        return cls(connect(path), path, clock)
+        real = real_journal_path(Path(path))
+        return cls(connect(real), real, clock)
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r})"
