@@ -72,12 +72,21 @@ def load_server_key(key_file: Path | None, environ: Mapping[str, str]) -> Server
 
 
 def _read_key_file(path: Path) -> str:
+    # A file that cannot be read is never named: the value given may be the
+    # key itself (--server-key-file "$POP_SERVER_KEY"), and cron mails stderr.
     try:
         mode = path.stat().st_mode
         text = path.read_text(encoding="utf-8")
     except OSError as exc:
+        reason = _lower_first(exc.strerror or type(exc).__name__)
         raise ConfigurationError(
-            f"cannot read the key file {str(path)!r}: {exc.strerror}"
+            f"the file given with --server-key-file cannot be read: {reason}",
+            hint="Give the path of the file that holds the key (it is not shown "
+            "here, in case the key itself was given).",
+        ) from None
+    except UnicodeDecodeError:
+        raise ConfigurationError(
+            f"the key file {str(path)!r} is not UTF-8 text"
         ) from None
 
     if mode & (stat.S_IRWXG | stat.S_IRWXO):
@@ -90,6 +99,10 @@ def _read_key_file(path: Path) -> str:
     if not value:
         raise ConfigurationError(f"the key file {str(path)!r} is empty")
     return value
+
+
+def _lower_first(text: str) -> str:
+    return text[:1].lower() + text[1:]
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -242,8 +242,12 @@ def test_a_missing_key_file_exits_78(ws, one_row):
 
     assert result.exit_code == 78
     assert result.stderr == (
-        "Error: cannot read the key file 'pop.key': No such file or directory\n"
+        "Error: the file given with --server-key-file cannot be read: "
+        "no such file or directory\n"
+        "Give the path of the file that holds the key (it is not shown here, "
+        "in case the key itself was given).\n"
     )
+    assert "pop.key" not in result.output
 
 
 def test_the_key_file_wins_over_the_environment(ws, one_row):

@@ -3,7 +3,7 @@
 One journal file is one lock however its path is spelled, and a lock file
 removed while it is held lets no second run in; one endpoint is one
 endpoint however its URL is spelled, also in journals written before the
-rule.
+rule; and a key given where its file belongs is never shown.
 """
 
 from __future__ import annotations
@@ -24,7 +24,8 @@ import pytest
 from click.testing import CliRunner, Result
 
 from popbatch.cli import main
-from popbatch.errors import ExitCode, JournalBusyError
+from popbatch.config import load_server_key
+from popbatch.errors import ConfigurationError, ExitCode, JournalBusyError
 from popbatch.journal import (
     Journal,
     JournalLock,
@@ -573,3 +574,54 @@ def test_migration_gives_a_key_spelled_twice_to_one_batch_and_keeps_both_in_hist
         "A-1": [1],
         "A-2": [2],
     }
+
+
+# --- 3. the key file's path may be the key ---------------------------------------
+
+
+@pytest.mark.sandbox
+def test_a_key_given_as_the_key_file_is_never_shown(
+    sandbox: SandboxServer, tmp_path: Path
+) -> None:
+    """issue journal-identity: --server-key-file "$POP_SERVER_KEY" printed the key."""
+    key = "Live-Secret-Key-0042"
+    path = write_csv(tmp_path / "refunds.csv", "order_id,amount", ["KF-1,1000"])
+    log = tmp_path / "popbatch.log"
+    argv = cancel_args(path, sandbox.base_url, out=tmp_path / "out")
+    argv += ["--server-key-file", key, "-vv", "--log-file", str(log), "--debug"]
+
+    run = invoke(argv, environment(tmp_path, POP_SERVER_KEY=key))
+
+    assert run.exit_code == ExitCode.CONFIGURATION
+    assert run.stderr.endswith(
+        "Error: the file given with --server-key-file cannot be read: no such "
+        "file or directory\n"
+        "Give the path of the file that holds the key (it is not shown here, in "
+        "case the key itself was given).\n"
+    )
+    written = log.read_text(encoding="utf-8") if log.exists() else ""
+    assert key not in run.output + run.stderr + written
+    assert sandbox.received() == 0
+
+
+def test_a_key_file_that_is_a_folder_is_not_named(tmp_path: Path) -> None:
+    """What went wrong is said; the value given is not."""
+    with pytest.raises(ConfigurationError) as caught:
+        load_server_key(tmp_path, {})
+
+    assert caught.value.message == (
+        "the file given with --server-key-file cannot be read: is a directory"
+    )
+    assert str(tmp_path) not in caught.value.message + str(caught.value.hint)
+
+
+def test_a_key_file_that_is_not_text_is_named_but_not_shown(tmp_path: Path) -> None:
+    """A file that exists may be named: its bytes are not."""
+    path = tmp_path / "pop.key"
+    path.write_bytes(b"\xff\xfeK\x00E\x00Y\x00")
+    path.chmod(0o600)
+
+    with pytest.raises(ConfigurationError) as caught:
+        load_server_key(path, {})
+
+    assert caught.value.message == f"the key file {str(path)!r} is not UTF-8 text"
