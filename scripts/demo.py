@@ -26,7 +26,15 @@ from openpyxl import load_workbook
 ROOT = Path(__file__).resolve().parent.parent
 OUT = ROOT / "demo-output"
 TEST_KEY = "Test-POP-Server-Key"  # the API text's test key; the sandbox's default
-EXPECTED_SHEETS = ["Summary", "Succeeded", "Failed", "Rejected", "Review", "Skipped", "Pending"]
+EXPECTED_SHEETS = [
+    "Summary",
+    "Succeeded",
+    "Failed",
+    "Rejected",
+    "Review",
+    "Skipped",
+    "Pending",
+]
 
 
 def start_sandbox(port_file: Path) -> subprocess.Popen[bytes]:
@@ -59,7 +67,10 @@ def run_capture(port: int) -> int:
     command += ["--journal", str(OUT / "journal.sqlite3"), "--out", str(OUT)]
     # The local sandbox takes far more than POP's default of 5 per second.
     command += ["--rate", "100", "--concurrency", "4"]
-    print("$ popbatch capture sample_data/month_end_captures.xlsx --rate 100 ...", flush=True)
+    print(
+        "$ popbatch capture sample_data/month_end_captures.xlsx --rate 100 ...",
+        flush=True,
+    )
     return subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
 
 
@@ -89,11 +100,15 @@ def main() -> int:
             sandbox.wait(timeout=10)
 
     if code != 1:
-        print(f"demo: popbatch exited {code}; expected 1 (some sample orders are declined)")
+        print(
+            f"demo: popbatch exited {code}; expected 1 (some sample orders are declined)"
+        )
         return 1
     workbook = check_results()
     print()
-    print(f"demo: done. Open {workbook.relative_to(ROOT)} (sheets: {', '.join(EXPECTED_SHEETS)}).")
+    print(
+        f"demo: done. Open {workbook.relative_to(ROOT)} (sheets: {', '.join(EXPECTED_SHEETS)})."
+    )
     return 0
 
 

@@ -17,9 +17,34 @@ import xlsxwriter
 
 OUT = Path(__file__).resolve().parent.parent / "sample_data"
 
-SURNAMES = ["佐藤", "鈴木", "高橋", "田中", "伊藤", "渡辺", "山本", "中村", "小林", "加藤"]
-SHOPS = ["青葉雑貨店", "さくら書房", "みどり園芸", "港町ベーカリー", "北斗カメラ", "髙橋酒店"]
-ITEMS = ["定期便 11月分", "ギフトセット", "年末特価品", "追加注文", "送料込み", "予約商品"]
+SURNAMES = [
+    "佐藤",
+    "鈴木",
+    "高橋",
+    "田中",
+    "伊藤",
+    "渡辺",
+    "山本",
+    "中村",
+    "小林",
+    "加藤",
+]
+SHOPS = [
+    "青葉雑貨店",
+    "さくら書房",
+    "みどり園芸",
+    "港町ベーカリー",
+    "北斗カメラ",
+    "髙橋酒店",
+]
+ITEMS = [
+    "定期便 11月分",
+    "ギフトセット",
+    "年末特価品",
+    "追加注文",
+    "送料込み",
+    "予約商品",
+]
 
 # How many of the month-end captures the sandbox is seeded to decline, and how
 # many ask for more than was authorised (the sandbox answers both as failures).
@@ -98,7 +123,9 @@ def write_reauthorize(rng: random.Random) -> list[dict[str, object]]:
     for n in range(1, 31):
         original = f"SUB-202610-{n:04d}"
         capture = "true" if n % 5 else "false"
-        rows.append([f"SUB-202611-{n:04d}", original, str(rng.choice([980, 1980])), capture])
+        rows.append(
+            [f"SUB-202611-{n:04d}", original, str(rng.choice([980, 1980])), capture]
+        )
         originals.append({"order_id": original, "amount": 1980})
     write_csv(OUT / "reauthorize.csv", rows, "utf-8")
     return originals
@@ -117,7 +144,10 @@ def write_paynow_authorize(rng: random.Random) -> list[dict[str, object]]:
     sheet.write_row(0, 0, columns, workbook.add_format({"bold": True}))
     for n in range(1, 21):
         account = f"PN-ACCOUNT-{n:03d}"
-        cards = [f"PNCARD{n:03d}A{rng.randrange(10**8):08d}", f"PNCARD{n:03d}B{rng.randrange(10**8):08d}"]
+        cards = [
+            f"PNCARD{n:03d}A{rng.randrange(10**8):08d}",
+            f"PNCARD{n:03d}B{rng.randrange(10**8):08d}",
+        ]
         accounts.append({"account_id": account, "cards": cards})
         row = n
         sheet.write_string(row, 0, f"PNA-202611-{n:04d}")
@@ -177,11 +207,19 @@ def write_sandbox_seed(
         orders.append(entry)
     for refund in refunds:
         orders.append(
-            {"order_id": refund["order_id"], "state": "captured", "amount": refund["captured"]}
+            {
+                "order_id": refund["order_id"],
+                "state": "captured",
+                "amount": refund["captured"],
+            }
         )
     for original in originals:
         orders.append(
-            {"order_id": original["order_id"], "state": "captured", "amount": original["amount"]}
+            {
+                "order_id": original["order_id"],
+                "state": "captured",
+                "amount": original["amount"],
+            }
         )
     paynow = [
         {
@@ -194,7 +232,9 @@ def write_sandbox_seed(
         for account in accounts
     ]
     seed = {"orders": orders, "paynow_accounts": paynow}
-    (OUT / "sandbox_seed.json").write_text(json.dumps(seed, ensure_ascii=False, indent=1) + "\n")
+    (OUT / "sandbox_seed.json").write_text(
+        json.dumps(seed, ensure_ascii=False, indent=1) + "\n"
+    )
 
 
 def main() -> None:
