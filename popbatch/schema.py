@@ -46,7 +46,7 @@ from popbatch.io.columns import (
     refuse_lookalike_columns,
     rows_text,
 )
-from popbatch.io.csvfile import TEXT
+from popbatch.io.csvfile import SPARE_COLUMNS, TEXT
 from popbatch.io.readers import InputTable
 from popbatch.operations import (
     AMOUNT_MAX,
@@ -578,6 +578,18 @@ def _notices(
             f"{rows_text(rows).capitalize()} {'is' if len(rows) == 1 else 'are'} "
             "hidden in Excel (a filter or hidden rows); popbatch reads them like "
             "any other row"
+        )
+    past = [p for p in table.problems if p.reason == "text_past_header"]
+    if past:
+        rows = [p.row for p in past]
+        named = [i for i, text in enumerate(table.headers) if norm.display_header(text)]
+        notices.append(
+            f"{rows_text(rows).capitalize()} {'has' if len(rows) == 1 else 'have'} "
+            f"text more than {SPARE_COLUMNS} columns past column "
+            f"{norm.column_letter(named[-1])}, the last with a header (first in "
+            f"{norm.column_letter(past[0].column)}{past[0].row}); popbatch does "
+            "not read it or carry it into the results: move it under a header to "
+            "keep it"
         )
     for position, field in mapping.unused_fields.items():
         notices.append(

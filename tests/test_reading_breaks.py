@@ -16,7 +16,7 @@ import xlsxwriter
 from click.testing import CliRunner, Result
 
 from popbatch.cli import main
-from popbatch.errors import ExitCode, InputRefusedError
+from popbatch.errors import ExitCode, InputRefusedError, InputUnreadableError
 from popbatch.io import normalise as norm
 from popbatch.io.readers import read_input
 from popbatch.operations import OPERATIONS
@@ -733,3 +733,166 @@ def test_a_full_width_card_number_is_never_sent_nor_written(
     )
     assert sandbox.received() == 0
     assert [written.name for written in tmp_path.iterdir()] == ["orders.csv"]
+
+
+# --- 5. one stray value far to the right --------------------------------------------
+
+SPLIT_XFD = (
+    "this row has text in column XFD, which has no header (the last named column "
+    "is B): a value with a comma and no quotes, such as 1,000, is split across "
+    'cells. Quote it ("1,000") or remove the comma, or give the column a header.'
+)
+
+
+def test_a_stray_csv_value_in_column_xfd_adds_no_column(tmp_path: Path) -> None:
+    """Far-right stray: 16,384 columns on every row took minutes and gigabytes."""
+    lines = ["order_id,amount"] + [f"W-{n},1000" for n in range(2, 5_002)]
+    lines[5] = "W-6,1000" + "," * 16_382 + "stray"
+    path = write(tmp_path / "wide.csv", "\n".join(lines) + "\n")
+
+    validation = check(path)
+
+    assert validation.table.headers == ("order_id", "amount")
+    assert validation.table.cells.shape == (5_000, 2)
+    assert problems(validation) == {6: [("unnamed_text", "column XFD", SPLIT_XFD)]}
+    assert validation.rejected_rows()[0][1][0].value == "stray"
+    assert len(requests(validation)) == 4_999
+
+
+@pytest.mark.parametrize("quote", ["", '"'])
+def test_csv_rows_padded_far_past_the_header_keep_the_header_width(
+    tmp_path: Path, quote: str
+) -> None:
+    """Far-right stray: every row padded with empty cells (as Excel pads) stays narrow."""
+    pad = "," * 3_000
+    lines = [f"order_id,amount{pad}"] + [
+        f"{quote}P-{n}{quote},1000{pad}" for n in range(2, 1_002)
+    ]
+    lines[7] = f"P-8,1000{pad[:-1]}stray"
+    path = write(tmp_path / "padded.csv", "\n".join(lines) + "\n")
+
+    validation = check(path)
+
+    assert validation.table.cells.shape == (1_000, 2)
+    assert [
+        (row, [p.reason for p in found]) for row, found in validation.rejected_rows()
+    ] == [(8, ["unnamed_text"])]
+    assert validation.rejected_rows()[0][1][0].column == "column DKK"
+
+
+def test_a_row_with_text_only_far_right_is_a_row(tmp_path: Path) -> None:
+    """Far-right stray: a row holding nothing but the stray is not taken for blank."""
+    text = "order_id,amount\nW-1,1000\n" + "," * 16_383 + "stray\nW-3,1000\n"
+    path = write(tmp_path / "wide.csv", text)
+
+    validation = check(path)
+
+    assert validation.table.blank_rows == ()
+    assert [p.reason for p in validation.rejected[1]] == [
+        "order_id_required",
+        "amount_required",
+        "unnamed_text",
+    ]
+
+
+def test_a_stray_value_far_right_in_the_header_is_refused(tmp_path: Path) -> None:
+    """Far-right stray: a header cell in XFD would make every row 16,384 wide."""
+    text = "order_id,amount" + "," * 16_382 + "x\nW-1,1000\n"
+    path = write(tmp_path / "wide.csv", text)
+
+    with pytest.raises(InputUnreadableError) as caught:
+        read_input(path)
+
+    assert (caught.value.message, caught.value.hint) == (
+        "wide.csv: header cell XFD1 holds 'x', past column AMJ, the last column "
+        "popbatch reads",
+        "Delete it (a value typed far to the right by mistake?) and save the file "
+        "again.",
+    )
+    assert caught.value.exit_code is ExitCode.INPUT_UNREADABLE
+
+
+def far_right_workbook(path: Path, *, stray: str, header_stray: bool = False) -> Path:
+    """3,000 capture rows; row 6 (or the header) has ``stray`` in column XFD."""
+    rows = [text("A1", "order_id") + text("B1", "amount")]
+    rows += [
+        text(f"A{n}", f"X-{n}") + f'<c r="B{n}"><v>1000</v></c>'
+        for n in range(2, 3_002)
+    ]
+    at = 0 if header_stray else 5
+    rows[at] += text(f"XFD{at + 1}", stray)
+
+    return workbook(path, rows)
+
+
+def test_a_stray_workbook_value_in_column_xfd_adds_no_column(tmp_path: Path) -> None:
+    """Far-right stray: the workbook keeps its header's width and says what it left."""
+    path = far_right_workbook(tmp_path / "wide.xlsx", stray="stray")
+
+    validation = check(path)
+
+    assert validation.table.cells.shape == (3_000, 2)
+    assert [
+        (p.row, p.column, p.reason, p.value) for p in validation.table.problems
+    ] == [(6, 16_383, "text_past_header", "stray")]
+    assert validation.rejected == {}
+    assert validation.notices == (
+        "Row 6 has text more than 16 columns past column B, the last with a header "
+        "(first in XFD6); popbatch does not read it or carry it into the results: "
+        "move it under a header to keep it",
+    )
+
+
+def test_a_stray_workbook_header_far_right_is_refused(tmp_path: Path) -> None:
+    """Far-right stray: a header cell in XFD of a workbook is refused too."""
+    path = far_right_workbook(tmp_path / "wide.xlsx", stray="x", header_stray=True)
+
+    with pytest.raises(InputUnreadableError) as caught:
+        read_input(path)
+
+    assert caught.value.message == (
+        "sheet 'orders' of wide.xlsx: header cell XFD1 holds 'x', past column AMJ, "
+        "the last column popbatch reads"
+    )
+
+
+@pytest.mark.parametrize("name", ["wide.csv", "wide.xlsx"])
+def test_a_card_number_far_right_refuses_the_file(tmp_path: Path, name: str) -> None:
+    """Far-right stray: text in no column is still checked for card numbers."""
+    card = "4111 1111 1111 1111"
+    if name.endswith(".csv"):
+        path = write(
+            tmp_path / name,
+            "order_id,amount\nW-1,1000\nW-2,1000" + "," * 16_382 + card + "\n",
+        )
+    else:
+        path = far_right_workbook(tmp_path / name, stray=card)
+    row = 3 if name.endswith(".csv") else 6
+
+    message, _ = refusal(path, "capture")
+
+    assert message.endswith(
+        f'column "column XFD" (XFD) holds what look like card numbers in 1 cell '
+        f"(row {row}); popbatch refuses files that hold card numbers"
+    )
+    assert "1111" not in message
+
+
+def test_validate_of_a_csv_with_a_far_right_stray_names_the_row(tmp_path: Path) -> None:
+    """Far-right stray: the reviewer's 20,000-row file is refused at once (CLI)."""
+    lines = ["order_id,amount"] + [f"W-{n},1000" for n in range(2, 20_002)]
+    lines[5] = "W-6,1000" + "," * 16_382 + "stray"
+    path = write(tmp_path / "wide.csv", "\n".join(lines) + "\n")
+
+    result = CliRunner().invoke(
+        main,
+        ["validate", "capture", str(path), "--out", str(tmp_path / "out")],
+        env={"POP_SERVER_KEY": None, "POP_ENDPOINT": None, "POPBATCH_JOURNAL": None},
+    )
+
+    assert result.exit_code == 65
+    assert result.stderr == (
+        "wide.csv: 20,000 rows, 19,999 valid, 1 rejected (encoding utf-8, "
+        "comma-separated)\n"
+        f"Rejected rows: {tmp_path}/out/wide-capture-validate/rejected.csv\n"
+    )

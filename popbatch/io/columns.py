@@ -223,21 +223,29 @@ def refuse_card_numbers(table: InputTable, positions: list[int]) -> None:
 
     The numbers are never echoed: the message names the column and rows.
     A number cell of more than 15 digits has already lost its last digits
-    in Excel, so there a brand prefix and length are enough.
+    in Excel, so there a brand prefix and length are enough. Text past the
+    header is in no column, but it is the merchant's all the same: a card
+    number there refuses the file too.
     """
-    rounded: dict[int, list[int]] = {}
+    found: dict[int, list[int]] = {}
     for problem in table.problems:
         if problem.reason == "number_too_long" and problem.column in positions:
-            rounded.setdefault(problem.column, []).append(problem.row)
-
-    for position in positions:
-        found = norm.find_card_numbers(table.cells[position])
-        rows = table.row_numbers[found].tolist()
-        for row in rounded.get(position, []):
-            index = int(np.searchsorted(table.row_numbers, row))
-            digits = table.cells[position].iat[index].lstrip("-")
+            index = int(np.searchsorted(table.row_numbers, problem.row))
+            digits = table.cells[problem.column].iat[index].lstrip("-")
             if 13 <= len(digits) <= 19 and norm.has_card_prefix(digits):
-                rows.append(row)
+                found.setdefault(problem.column, []).append(problem.row)
+        elif (
+            problem.reason in _PAST_HEADER
+            and problem.value is not None
+            and norm.holds_card_number(problem.value)
+        ):
+            found.setdefault(problem.column, []).append(problem.row)
+
+    for position in [*positions, *sorted(set(found) - set(positions))]:
+        rows = found.get(position, [])
+        if position < len(table.cells.columns):
+            cards = norm.find_card_numbers(table.cells[position])
+            rows += table.row_numbers[cards].tolist()
         if rows:
             rows = sorted(set(rows))
             cells = "cell" if len(rows) == 1 else "cells"
@@ -317,6 +325,8 @@ _CELL_REASONS = {
 # Facts that reject a row whichever column they are in: CSV text past the
 # last named column is what a value split by an unquoted comma looks like.
 _ROW_REASONS = frozenset({"unnamed_text"})
+# Text past the header's last named column (CSV, workbook): in no column.
+_PAST_HEADER = frozenset({"unnamed_text", "text_past_header"})
 _CELL_PRIORITY = (
     "unnamed_text",
     "merged_cells",
@@ -352,7 +362,11 @@ def cell_problems(
 
     result: dict[tuple[int, int], Problem] = {}
     for (index, position), problem in chosen.items():
-        value = table.cells[position].iat[index]
+        value = (
+            problem.value
+            if problem.value is not None
+            else table.cells[position].iat[index]
+        )
         message = problem.message
         if problem.reason == "date_cell" and kind_at[position] in (
             FieldKind.ORDER_ID,

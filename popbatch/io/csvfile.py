@@ -10,6 +10,11 @@ has as many fields as the header), and by the csv module otherwise; both
 give the same text for the same file (tests/test_readers.py checks this).
 Every record is one spreadsheet row, as Excel shows the file, so a quoted
 cell holding line breaks does not shift the row numbers after it.
+
+Records are kept no wider than ``SPARE_COLUMNS`` past the header's last
+named column: one value typed in column XFD would otherwise widen every row
+to 16,384 cells. Text cut off is remembered per record, sparsely, for the
+reader to reject.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import io
 import itertools
 import logging
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
@@ -50,18 +55,52 @@ _APOSTROPHE_PATTERN = "'[=+\\-@\t\r＝＋－＠]"
 # Records the csv module parses before they become Arrow columns.
 _CHUNK_RECORDS = 100_000
 
+# The widest header popbatch reads: 1,024 columns (A to AMJ). A header cell
+# past it is a stray value, and a table that wide a waste of memory.
+MAX_COLUMNS = 1024
+
+# Columns kept past the header's last named column. An amount typed 1,000
+# without quotes spills into the next cell, and 1,000,000 into two: such
+# text stays in its column, so that the results and the retry file show the
+# row as it was written. Text farther right is a stray value, kept sparsely.
+SPARE_COLUMNS = 16
+
+# Characters that show nothing but are no whitespace to str.isspace: the
+# zero-width space and the BOM, which text pasted from web pages carries.
+INVISIBLE = "\u200b\ufeff"
+_DROP_INVISIBLE = str.maketrans("", "", INVISIBLE)
+
+
+def has_text(text: str) -> bool:
+    """Tell whether a cell holds more than spaces and invisible characters."""
+    return bool(text.translate(_DROP_INVISIBLE).strip())
+
+
+def named_width(cells: list[str]) -> int:
+    """Return how many cells run up to the last one with text (0: none has)."""
+    for position in range(len(cells) - 1, -1, -1):
+        if has_text(cells[position]):
+            return position + 1
+
+    return 0
+
 
 @dataclass(frozen=True, slots=True)
 class CsvRecords:
     """Every record of a CSV file as text, before the header is looked for.
 
     Args:
-        records: one row per record, columns 0..n-1, text ("" when empty).
+        records: one row per record, columns 0..n-1, text ("" when empty);
+            no wider than the header's last named column, give or take
+            a few blank header cells after it.
+        beyond: record index -> (column, text) of the first cell with text
+            past ``records``' columns, for the records that had one.
     """
 
     encoding: str
     delimiter: str
     records: pd.DataFrame
+    beyond: dict[int, tuple[int, str]] = field(default_factory=dict)
 
 
 def read_csv_records(data: bytes, name: str, encoding: str | None) -> CsvRecords:
@@ -76,13 +115,21 @@ def read_csv_records(data: bytes, name: str, encoding: str | None) -> CsvRecords
     codec, utf8 = decode(data, name, encoding)
     delimiter = sniff_delimiter(utf8, prefer_tab=codec.startswith("utf-16"))
 
-    records = parse_fast(utf8, delimiter)
-    if records is None:
+    width, named = _header_widths(utf8, delimiter)
+    records = None
+    if width - named > SPARE_COLUMNS and b'"' not in utf8:
+        utf8 = _drop_trailing_delimiters(utf8, delimiter)
+    elif 0 < named <= MAX_COLUMNS and width - named <= SPARE_COLUMNS:
+        records = parse_fast(utf8, delimiter)
+    if records is not None:
+        beyond: dict[int, tuple[int, str]] = {}
+        last = records.iloc[-1].tolist() if len(records) else []
+    else:
         logger.debug("%s is not rectangular; parsing it with the csv module", name)
-        records = parse_exact(utf8, delimiter)
-    _refuse_unclosed_quote(records, utf8, name)
+        records, beyond, last = _parse_to_header(utf8, delimiter)
+    _refuse_unclosed_quote(last, utf8, name)
 
-    return CsvRecords(codec, delimiter, drop_guard_apostrophes(records))
+    return CsvRecords(codec, delimiter, drop_guard_apostrophes(records), beyond)
 
 
 def _refuse_binary(data: bytes, name: str) -> None:
@@ -323,12 +370,26 @@ def sniff_delimiter(utf8: bytes, *, prefer_tab: bool = False) -> str:
     return ","
 
 
-def _header_width(utf8: bytes, delimiter: str) -> int:
+def _drop_trailing_delimiters(utf8: bytes, delimiter: str) -> bytes:
+    """Remove the delimiters at the end of every line: they add empty cells only.
+
+    Excel pads the rows of a CSV file to the widest row of the sheet, so one
+    value typed in column XFD puts 16,383 commas on every line. Without any
+    quote in the file no cell holds a line break, so each line is a record
+    and its trailing delimiters are empty cells.
+    """
+    run = re.escape(delimiter.encode())
+    return re.sub(rb"(?<!%s)%s++(?=[\r\n]|\Z)" % (run, run), b"", utf8)
+
+
+def _header_widths(utf8: bytes, delimiter: str) -> tuple[int, int]:
+    """Return how many cells the first record has, and up to its last text."""
     decoder = codecs.getincrementaldecoder("utf-8")("strict")
     head = decoder.decode(utf8[: 1 << 16], final=len(utf8) <= 1 << 16)
     reader = csv.reader(io.StringIO(head, newline=""), delimiter=delimiter)
+    first = next(reader, [""])
 
-    return len(next(reader, [""]))
+    return len(first), named_width(first)
 
 
 def parse_fast(utf8: bytes, delimiter: str) -> pd.DataFrame | None:
@@ -338,7 +399,7 @@ def parse_fast(utf8: bytes, delimiter: str) -> pd.DataFrame | None:
     it otherwise): the caller then uses ``parse_exact``. Empty lines come
     back as records of empty cells, as the csv module gives them.
     """
-    width = _header_width(utf8, delimiter)
+    width = _header_widths(utf8, delimiter)[0]
     if width == 0:
         return None  # a blank first line: the csv module copes with it
     names = [f"f{i}" for i in range(width)]
@@ -388,17 +449,90 @@ def parse_exact(utf8: bytes, delimiter: str) -> pd.DataFrame:
     chunks: list[list[pa.Array]] = []
     lengths: list[int] = []
     while records := list(itertools.islice(reader, _CHUNK_RECORDS)):
-        columns = itertools.zip_longest(*records, fillvalue="")
-        chunks.append([pa.array(cells, type=pa.large_string()) for cells in columns])
+        chunks.append(_arrow_columns(records))
         lengths.append(len(records))
 
+    return _frame_of_chunks(chunks, lengths)
+
+
+def _parse_to_header(
+    utf8: bytes, delimiter: str
+) -> tuple[pd.DataFrame, dict[int, tuple[int, str]], list[str]]:
+    """Parse CSV text with the csv module, keeping the header's columns.
+
+    Returns the records, the first text cut off each record that had some
+    (record index -> (column, text)), and the last record, whole.
+    """
+    lines = io.TextIOWrapper(io.BytesIO(utf8), encoding="utf-8", newline="")
+    reader = csv.reader(lines, delimiter=delimiter)
+    cutter = _HeaderWidth()
+    chunks: list[list[pa.Array]] = []
+    lengths: list[int] = []
+    while records := list(itertools.islice(map(cutter.cut, reader), _CHUNK_RECORDS)):
+        chunks.append(_arrow_columns(records))
+        lengths.append(len(records))
+
+    return _frame_of_chunks(chunks, lengths), cutter.beyond, cutter.last
+
+
+class _HeaderWidth:
+    """Cuts each record ``SPARE_COLUMNS`` after the header's last named column.
+
+    The header is the first record with text; records before it are blank,
+    however many cells they have. A header named past ``MAX_COLUMNS`` is
+    cut there, and its cut-off text kept like any other record's.
+    """
+
+    def __init__(self) -> None:
+        self.width = 0
+        self.index = -1
+        self.beyond: dict[int, tuple[int, str]] = {}
+        self.last: list[str] = []
+
+    def cut(self, cells: list[str]) -> list[str]:
+        """Return a record's cells up to the header's width."""
+        self.index += 1
+        self.last = cells
+        width = self.width
+        if not width:
+            named = named_width(cells)
+            if not named:
+                return []
+            width = MAX_COLUMNS if named > MAX_COLUMNS else named + SPARE_COLUMNS
+            self.width = width
+        if len(cells) <= width:
+            return cells
+
+        found = _first_text(cells, width)
+        if found[1]:
+            self.beyond[self.index] = found
+        return cells[:width]
+
+
+def _first_text(cells: list[str], start: int) -> tuple[int, str]:
+    """Return (column, text) of the first cell with text from ``start`` on."""
+    for column in range(start, len(cells)):
+        if has_text(cells[column]):
+            return column, cells[column]
+
+    return start, ""
+
+
+def _arrow_columns(records: list[list[str]]) -> list[pa.Array]:
+    columns = itertools.zip_longest(*records, fillvalue="")
+    return [pa.array(cells, type=pa.large_string()) for cells in columns]
+
+
+def _frame_of_chunks(chunks: list[list[pa.Array]], lengths: list[int]) -> pd.DataFrame:
     width = max((len(chunk) for chunk in chunks), default=1)
     empty = pa.array([], type=pa.large_string())
     table = pa.table(
         {
             f"f{i}": pa.chunked_array(
                 [
-                    chunk[i] if i < len(chunk) else pa.array([""] * length)
+                    chunk[i]
+                    if i < len(chunk)
+                    else pa.array([""] * length, type=pa.large_string())
                     for chunk, length in zip(chunks, lengths, strict=True)
                 ]
                 or [empty],
@@ -413,16 +547,12 @@ def parse_exact(utf8: bytes, delimiter: str) -> pd.DataFrame:
     return frame
 
 
-def _refuse_unclosed_quote(records: pd.DataFrame, utf8: bytes, name: str) -> None:
+def _refuse_unclosed_quote(last: list[str], utf8: bytes, name: str) -> None:
     """Refuse a file whose last quoted cell runs to the end of the file.
 
     An unclosed quote makes every later record part of one cell, so rows
-    would vanish into it without an error.
+    would vanish into it without an error. ``last`` is the last record.
     """
-    if records.empty:
-        return
-
-    last = records.iloc[-1].tolist()
     cell = next((text for text in reversed(last) if text), "")
     if "\n" not in cell and "\r" not in cell:
         return

@@ -7,6 +7,13 @@ the same way for CSV and Excel:
 
 - the header is the first row with any text (an Excel title row merged
   across columns above it is skipped, and noted);
+- columns run to the header's last named column, and on to the last
+  column with data if that is at most ``SPARE_COLUMNS`` farther. Text
+  farther right is kept per row, sparsely, never as columns: one value
+  typed in column XFD would widen every row to 16,384 cells. Text past
+  the last named column rejects a CSV row (``unnamed_text``: an unquoted
+  1,000 split in two); a workbook's stray text is noted
+  (``text_past_header``);
 - data rows run to the last row with any text: blank or formatting-only
   rows after it are ignored, however many the sheet claims;
 - a blank row between data rows is listed in ``blank_rows``: it is not an
@@ -34,8 +41,16 @@ import numpy.typing as npt
 import pandas as pd  # type: ignore[import-untyped, unused-ignore]
 
 from popbatch.errors import InputUnreadableError, UsageError
-from popbatch.io.csvfile import TEXT, read_csv_records
-from popbatch.io.normalise import column_letter, display_header
+from popbatch.io.csvfile import (
+    INVISIBLE,
+    MAX_COLUMNS,
+    SPARE_COLUMNS,
+    TEXT,
+    has_text,
+    named_width,
+    read_csv_records,
+)
+from popbatch.io.normalise import column_letter, display_header, quote
 from popbatch.io.xlsx import CellNote, Merge, SheetContent, read_workbook
 
 logger = logging.getLogger(__name__)
@@ -53,15 +68,18 @@ class CellProblem:
         reason: snake_case: ``date_cell``, ``error_cell``,
             ``formula_without_value``, ``number_format_hides_digits``,
             ``number_too_long``, ``boolean_cell``, ``boolean_cell_invalid``,
-            ``merged_cells``;
-            ``unnamed_text`` for CSV text past the last named column.
+            ``merged_cells``; ``unnamed_text`` for CSV text past the last
+            named column, ``text_past_header`` for a workbook's.
         message: a full sentence naming the header text and the value.
+        value: the cell's text, for a cell too far right to be a column of
+            ``InputTable.cells``; None for the others.
     """
 
     row: int
     column: int
     reason: str
     message: str
+    value: str | None = None
 
 
 @dataclass(frozen=True)
@@ -79,8 +97,11 @@ class InputTable:
         cells: one row per data row, columns 0..n-1 by position, every cell
             text ("" when empty), RangeIndex.
         row_numbers: int64, the spreadsheet row of each row of ``cells``.
-        problems: typed-cell problems of every column (Excel), and CSV
-            cells with text past the last named column (``unnamed_text``).
+        problems: typed-cell problems of every column (Excel); in CSV, the
+            first cell with text past the last named column of each row
+            that has one (``unnamed_text``); in a workbook, the first cell
+            with text too far right to be a column of ``cells``
+            (``text_past_header``).
         blank_rows: blank rows between data rows: reported, not orders.
         notes: facts to log, such as "sheet 'orders' (first of 2)" or
             "encoding: cp932".
@@ -244,7 +265,9 @@ def _read_csv(path: Path, data: bytes, digest: str, encoding: str | None) -> Inp
     parsed = read_csv_records(data, path.name, encoding)
     records = parsed.records
     numbers = np.arange(1, len(records) + 1, dtype=np.int64)
-    layout = _Layout.of(records, numbers, path.name, skip=frozenset())
+    layout = _Layout.of(
+        records, numbers, path.name, skip=frozenset(), beyond=parsed.beyond
+    )
     problems = _unnamed_text(layout)
     delimiter = "tab" if parsed.delimiter == "\t" else "comma"
     logger.info(
@@ -274,7 +297,7 @@ def _read_csv(path: Path, data: bytes, digest: str, encoding: str | None) -> Inp
 
 
 def _unnamed_text(layout: _Layout) -> list[CellProblem]:
-    """Find data rows with text past the last column that has a header.
+    """Name the first text past the last named column of each CSV row.
 
     That is how an amount typed 1,000 without quotes reads: "1" under
     amount and "000" in a column with no header. Sending 1 would move the
@@ -285,24 +308,26 @@ def _unnamed_text(layout: _Layout) -> list[CellProblem]:
     named = [position for position, text in enumerate(headers) if display_header(text)]
     last = named[-1] if named else -1
     cells = layout.cells
-    if len(cells.columns) <= last + 1:
-        return []
-
     first = np.full(len(cells), -1, dtype=np.int64)
     for column in range(len(cells.columns) - 1, last, -1):
         first[_has_text(cells[cells.columns[column]])] = column
+    found: dict[int, tuple[int, str | None]] = {
+        index: (int(first[index]), None)
+        for index in np.flatnonzero(first >= 0).tolist()
+    }
+    for index, cut_off in layout.beyond.items():
+        found.setdefault(index, cut_off)
+
     problems = []
-    for index in np.flatnonzero(first >= 0).tolist():
-        column = int(first[index])
+    for index, (column, value) in sorted(found.items()):
         message = (
             f"this row has text in column {column_letter(column)}, which has no "
             f"header (the last named column is {column_letter(last)}): a value with "
             "a comma and no quotes, such as 1,000, is split across cells. Quote it "
             '("1,000") or remove the comma, or give the column a header.'
         )
-        problems.append(
-            CellProblem(int(layout.row_numbers[index]), column, "unnamed_text", message)
-        )
+        row = int(layout.row_numbers[index])
+        problems.append(CellProblem(row, column, "unnamed_text", message, value))
 
     return problems
 
@@ -315,11 +340,12 @@ def _read_xlsx(path: Path, data: bytes, digest: str, sheet: str | None) -> Input
         content = read_workbook(data, path.name, sheet)
     except zipfile.BadZipFile:
         raise refuse_not_a_workbook(data, path.name) from None
-    frame = _frame_of_rows(content.rows)
     numbers = np.asarray(content.row_numbers, dtype=np.int64)
     titles = _title_rows(content)
+    rows, beyond = _rows_to_header(content, frozenset(titles))
+    frame = _frame_of_rows(rows)
     where = f"sheet {content.sheet!r} of {path.name}"
-    layout = _Layout.of(frame, numbers, where, skip=frozenset(titles))
+    layout = _Layout.of(frame, numbers, where, skip=frozenset(titles), beyond=beyond)
 
     data_rows = set(layout.row_numbers.tolist())
     labels = [_label(layout.headers, i) for i in range(len(layout.headers))]
@@ -329,6 +355,7 @@ def _read_xlsx(path: Path, data: bytes, digest: str, sheet: str | None) -> Input
         if note.row in data_rows and note.column < len(labels)
     ]
     problems += _merge_problems(content.merges, layout.header_row, data_rows, labels)
+    problems += _text_past_header(layout)
     problems.sort(key=lambda problem: (problem.row, problem.column))
 
     notes = [content.note]
@@ -356,6 +383,71 @@ def _read_xlsx(path: Path, data: bytes, digest: str, sheet: str | None) -> Input
         hidden_rows=hidden,
         header_row=layout.header_row,
     )
+
+
+def _rows_to_header(
+    content: SheetContent, titles: frozenset[int]
+) -> tuple[list[list[str]], dict[int, tuple[int, str]]]:
+    """Cut every row after the header's last named column.
+
+    Returns the rows, and row index -> (column, text) of the first text cut
+    off each row that had some (the header's own far cells included).
+    """
+    rows = content.rows
+    far = {
+        index: found[0]
+        for index, cells in content.far.items()
+        if (found := [(column, text) for column, text in cells if has_text(text)])
+    }
+    header = next(
+        (
+            index
+            for index, (number, values) in enumerate(
+                zip(content.row_numbers, rows, strict=True)
+            )
+            if number not in titles and (named_width(values) or index in far)
+        ),
+        len(rows),
+    )
+    named = named_width(rows[header]) if header < len(rows) else MAX_COLUMNS
+    width = named + SPARE_COLUMNS
+    beyond: dict[int, tuple[int, str]] = {}
+    cut = list(rows)
+    for index, values in enumerate(rows):
+        if len(values) <= width:
+            continue
+        cut[index] = values[:width]
+        found = [
+            (c, values[c]) for c in range(width, len(values)) if has_text(values[c])
+        ]
+        if found and index >= header:
+            beyond[index] = found[0]
+    for index, first in far.items():
+        if index >= header:
+            beyond.setdefault(index, first)
+
+    return cut, beyond
+
+
+def _text_past_header(layout: _Layout) -> list[CellProblem]:
+    """Note a workbook's text too far right to be carried, row by row.
+
+    Unlike CSV, a cell of a workbook is one value: it cannot be half of a
+    split amount. Cells without a header near the others are carried like
+    any column; farther right, they are not read, and not carried into the
+    results.
+    """
+    problems = []
+    for index, (column, text) in sorted(layout.beyond.items()):
+        message = (
+            f"this row has text in column {column_letter(column)}, more than "
+            f"{SPARE_COLUMNS} columns past the last one with a header; it is not "
+            "read or carried into the results."
+        )
+        row = int(layout.row_numbers[index])
+        problems.append(CellProblem(row, column, "text_past_header", message, text))
+
+    return problems
 
 
 def _frame_of_rows(rows: list[list[str]]) -> pd.DataFrame:
@@ -515,6 +607,7 @@ class _Layout:
     cells: pd.DataFrame
     row_numbers: np.ndarray
     blank_rows: tuple[int, ...]
+    beyond: dict[int, tuple[int, str]]  # cells index -> first text cut off
 
     @classmethod
     def of(
@@ -524,19 +617,27 @@ class _Layout:
         name: str,
         *,
         skip: frozenset[int],
+        beyond: dict[int, tuple[int, str]],
     ) -> _Layout:
         """Lay out records (``numbers`` their rows; missing rows are blank).
 
+        ``beyond`` holds, by position in ``frame``, the first text of each
+        record past the columns ``frame`` kept.
+
         Raises:
-            InputUnreadableError: no row has any text.
+            InputUnreadableError: no row has any text, or the header has
+                text past column ``MAX_COLUMNS``.
         """
         filled = _filled_rows(frame)
+        filled[list(beyond)] = True
         positions = np.flatnonzero(filled)
         candidates = [p for p in positions[: len(skip) + 1] if numbers[p] not in skip]
         if not candidates:
             raise InputUnreadableError(f"{name} has no header row: it holds no text")
 
         header = int(candidates[0])
+        if header in beyond:
+            raise _too_wide(name, int(numbers[header]), *beyond[header])
         data = positions[positions > header]
         width = _width(frame, header, data)
         headers = tuple(frame.iloc[header, :width].tolist())
@@ -549,12 +650,27 @@ class _Layout:
         else:
             blank = np.array([], dtype=np.int64)
 
-        return cls(headers, header_row, cells, row_numbers, tuple(blank.tolist()))
+        return cls(
+            headers,
+            header_row,
+            cells,
+            row_numbers,
+            tuple(blank.tolist()),
+            _by_index(beyond, data),
+        )
 
 
-# Characters that show nothing but are no whitespace to str.isspace: the
-# zero-width space and the BOM, which text pasted from web pages carries.
-_INVISIBLE = "[\u200b\ufeff]"
+def _too_wide(name: str, row: int, column: int, text: str) -> InputUnreadableError:
+    return InputUnreadableError(
+        f"{name}: header cell {column_letter(column)}{row} holds {quote(text)}, "
+        f"past column {column_letter(MAX_COLUMNS - 1)}, the last column popbatch "
+        "reads",
+        hint="Delete it (a value typed far to the right by mistake?) and save "
+        "the file again.",
+    )
+
+
+_INVISIBLE = f"[{INVISIBLE}]"
 
 
 def _has_text(series: pd.Series) -> npt.NDArray[np.bool_]:
@@ -590,6 +706,19 @@ def _filled_rows(frame: pd.DataFrame) -> npt.NDArray[np.bool_]:
         filled[rest] = _has_text(series)
 
     return filled
+
+
+def _by_index(
+    beyond: dict[int, tuple[int, str]], data: npt.NDArray[np.intp]
+) -> dict[int, tuple[int, str]]:
+    """Key the text cut off data rows by the rows' index in ``cells``."""
+    found: dict[int, tuple[int, str]] = {}
+    for position, first in beyond.items():
+        index = int(np.searchsorted(data, position))
+        if index < len(data) and data[index] == position:
+            found[index] = first
+
+    return found
 
 
 def _width(frame: pd.DataFrame, header: int, data: npt.NDArray[np.intp]) -> int:

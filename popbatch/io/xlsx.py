@@ -27,6 +27,7 @@ from typing import IO
 from xml.etree import ElementTree
 
 from popbatch.errors import InputUnreadableError
+from popbatch.io.csvfile import MAX_COLUMNS
 from popbatch.io.numfmt import (
     BUILTIN_DATES,
     BUILTIN_FORMATS,
@@ -92,7 +93,11 @@ class SheetContent:
     Args:
         row_numbers: the spreadsheet row of each entry of ``rows``; rows
             without any cell text are not listed.
-        rows: the cell texts of each row, by column position ("" between).
+        rows: the cell texts of each row, by column position ("" between),
+            up to column ``MAX_COLUMNS``.
+        far: index in ``rows`` -> (column, text) of the cells with text past
+            ``MAX_COLUMNS``, for the rows that have any: one stray value in
+            column XFD must not widen its row to 16,384 cells.
     """
 
     sheet: str
@@ -103,6 +108,7 @@ class SheetContent:
     notes: list[CellNote] = field(default_factory=list)
     merges: list[Merge] = field(default_factory=list)
     hidden_rows: list[int] = field(default_factory=list)
+    far: dict[int, list[tuple[int, str]]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True, slots=True)
@@ -439,6 +445,7 @@ class _SheetReader:
 
         self.row = 0
         self.values: list[str] = []
+        self.far: list[tuple[int, str]] = []
         self.hidden = False
         self.column = -1
         self.kind: str | None = None
@@ -473,6 +480,7 @@ class _SheetReader:
             number = attrib.get("r")
             self.row = int(number) if number else self.row + 1
             self.values = []
+            self.far = []
             self.column = -1
             self.hidden = attrib.get("hidden") in ("1", "true")
         elif tag == tags.inline:
@@ -500,16 +508,23 @@ class _SheetReader:
             if text:
                 values = self.values
                 column = self.column
+                if column >= MAX_COLUMNS:
+                    self.far.append((column, text))
+                    return
                 if column >= len(values):
                     values.extend([""] * (column + 1 - len(values)))
                 values[column] = text
         elif tag == tags.row:
-            if self.values:
-                self.content.row_numbers.append(self.row)
-                self.content.rows.append(self.values)
+            if self.values or self.far:
+                content = self.content
+                if self.far:
+                    content.far[len(content.rows)] = self.far
+                content.row_numbers.append(self.row)
+                content.rows.append(self.values)
                 if self.hidden:
-                    self.content.hidden_rows.append(self.row)
+                    content.hidden_rows.append(self.row)
             self.values = []
+            self.far = []
         elif tag == tags.f:
             self.formula = "".join(self.parts or ())
             self.parts = None
