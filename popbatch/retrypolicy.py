@@ -6,7 +6,8 @@ sent again, because only they prove that nothing was applied:
 
 - ``not_sent``: the connection was never made (refused, DNS, connect timeout);
 - ``not_processed``: POP or its front said so (HTTP 429, HTTP 503 with
-  ``Retry-After``, RA01/RD01/RM01 without ``m_status``).
+  ``Retry-After``, RA01/RD01/RM01 without ``m_status`` in a 2xx or 4xx
+  answer, a refused key, a 404 or 405 page from a URL that is not POP's).
 
 Everything else is final for this run. Retries are limited three ways: per
 row (``RetrySettings.max_attempts``), per run (a :class:`RetryBudget`), and
@@ -338,8 +339,8 @@ def _stop_configuration(outcome: Outcome) -> BatchStop:
         message = (
             f"The endpoint answered HTTP {status} with a page that is not POP "
             "JSON, so the URL is not a POP endpoint. Check --endpoint (or "
-            "POP_ENDPOINT); the row sent is in Review, the remaining rows stay "
-            "pending."
+            "POP_ENDPOINT); the row sent was not processed and stays pending "
+            "with the remaining rows."
         )
     else:
         message = _CONFIGURATION_MESSAGES.get(

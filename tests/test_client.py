@@ -145,6 +145,20 @@ def json_reply(http_status: int = 200, /, **fields: Any) -> Reply:
     return Reply(http_status, pop_json(**fields), {"Content-Type": "application/json"})
 
 
+def before_gateway(code: str, http_status: int = 200, /, **fields: Any) -> Reply:
+    """A POP failure from before the gateway: no m_status and no gateway field."""
+    return json_reply(
+        http_status,
+        status="failure",
+        result_code=code,
+        message="error",
+        m_status=None,
+        v_result_code=None,
+        merr_msg=None,
+        **fields,
+    )
+
+
 def make_client(adapter: FakeAdapter, *, read: float = 30.0) -> PopClient:
     """A client on the fake adapter and its clock; the wall clock says SENT_AT."""
     return PopClient(
@@ -339,7 +353,7 @@ def test_result_code_the_operation_does_not_know_is_unknown(code: str) -> None:
 @pytest.mark.parametrize("code", ["RA01", "RD01", "RM01"])
 def test_error_before_the_gateway_is_not_processed(code: str) -> None:
     """RA01, RD01 and RM01 without m_status never reached the gateway."""
-    outcome = send_one(json_reply(status="failure", result_code=code, m_status=None))
+    outcome = send_one(before_gateway(code))
 
     assert outcome.kind is OutcomeKind.NOT_PROCESSED
     assert outcome.reason == "pop_error_before_gateway"
@@ -351,7 +365,7 @@ def test_error_before_the_gateway_is_not_processed(code: str) -> None:
 
 
 def test_decline_with_m_status_failure_fails_with_the_gateway_message() -> None:
-    """A decline is an answer: failed, with the gateway's words and codes."""
+    """A gateway refusal is an answer: failed, with the gateway's words and codes."""
     outcome = send_one(
         json_reply(
             status="failure",
@@ -365,7 +379,7 @@ def test_decline_with_m_status_failure_fails_with_the_gateway_message() -> None:
     assert outcome.kind is OutcomeKind.FAILED
     assert outcome.reason == "declined"
     assert outcome.detail == (
-        "declined by the payment gateway: 無効カードです。 (RM01, gateway code "
+        "the payment gateway refused it: 無効カードです。 (RM01, gateway code "
         "AG48000000000000)"
     )
     assert outcome.stops_batch is False
@@ -387,7 +401,7 @@ def test_pending_at_the_gateway_is_unknown() -> None:
 
 def test_rejected_key_is_not_processed_and_stops_the_batch() -> None:
     """RC17 would repeat on every row; POP did nothing with this one."""
-    outcome = send_one(json_reply(status="failure", result_code="RC17", m_status=None))
+    outcome = send_one(before_gateway("RC17"))
 
     assert outcome.kind is OutcomeKind.NOT_PROCESSED
     assert outcome.reason == "key_rejected"
@@ -399,7 +413,7 @@ def test_rejected_key_is_not_processed_and_stops_the_batch() -> None:
 
 def test_test_merchant_without_dummy_is_not_processed_and_stops_the_batch() -> None:
     """RC44 would repeat on every row; POP did nothing with this one."""
-    outcome = send_one(json_reply(status="failure", result_code="RC44", m_status=None))
+    outcome = send_one(before_gateway("RC44"))
 
     assert outcome.kind is OutcomeKind.NOT_PROCESSED
     assert outcome.reason == "test_merchant_needs_dummy"
@@ -412,7 +426,7 @@ def test_test_merchant_without_dummy_is_not_processed_and_stops_the_batch() -> N
 
 def test_validation_code_fails_without_stopping() -> None:
     """An RC code about the row's values is a failure of that row only."""
-    outcome = send_one(json_reply(status="failure", result_code="RC3A", m_status=None))
+    outcome = send_one(before_gateway("RC3A"))
 
     assert outcome.kind is OutcomeKind.FAILED
     assert outcome.reason == "invalid_request"
@@ -422,7 +436,7 @@ def test_validation_code_fails_without_stopping() -> None:
 
 def test_other_failure_without_m_status_fails() -> None:
     """RM03 without m_status is a failure POP reports, not one to retry."""
-    outcome = send_one(json_reply(status="failure", result_code="RM03", m_status=None))
+    outcome = send_one(before_gateway("RM03"))
 
     assert outcome.kind is OutcomeKind.FAILED
     assert outcome.reason == "pop_failure"
@@ -476,15 +490,28 @@ def test_answer_that_contradicts_itself_is_unknown(
     )
 
 
-def test_pop_json_failure_under_http_500_is_judged_by_its_fields() -> None:
-    """POP's own JSON is its statement, whatever the HTTP status carrying it."""
-    outcome = send_one(
-        json_reply(500, status="failure", result_code="RA01", m_status=None)
-    )
+@pytest.mark.parametrize("http_status", [500, 502, 504, 599])
+def test_pop_json_failure_under_http_5xx_is_unknown_whatever_its_fields(
+    http_status: int,
+) -> None:
+    """Breaks review: a 5xx other than 503 with Retry-After is unknown, even RA01.
 
-    assert outcome.kind is OutcomeKind.NOT_PROCESSED
-    assert outcome.reason == "pop_error_before_gateway"
-    assert outcome.http_status == 500
+    The retry table's "any other HTTP 5xx" wins over the body: a server
+    error may come after the request was processed (a 500 carrying RA01 was
+    sent twice).
+    """
+    outcome = send_one(before_gateway("RA01", http_status))
+
+    assert outcome.kind is OutcomeKind.UNKNOWN
+    assert outcome.reason == "server_error"
+    assert outcome.detail == (
+        f"HTTP {http_status} (a server error) although POP's answer says RA01 "
+        f"(Application Error - an unknown error has occurred on VeriTrans side); "
+        f"{UNSURE}"
+    )
+    assert outcome.http_status == http_status
+    assert outcome.result_code == "RA01"
+    assert outcome.stops_batch is False
 
 
 # -- answers that are not POP JSON --------------------------------------------------------
@@ -573,26 +600,24 @@ def test_other_5xx_without_retry_after_is_unknown() -> None:
         (405, b"", "empty body"),
     ],
 )
-def test_404_or_405_page_is_unknown_and_stops_the_batch(
+def test_404_or_405_page_is_not_processed_and_stops_the_batch(
     status: int, body: bytes, shape: str
 ) -> None:
-    """Issue 5: a web server's own 404/405 page means a wrong --endpoint; stop at once."""
+    """Breaks review: a web server's 404/405 page never reached POP; pending, stop."""
     outcome = send_one(Reply(status, body, {"Content-Type": "text/html"}))
 
-    assert outcome.kind is OutcomeKind.UNKNOWN
+    assert outcome.kind is OutcomeKind.NOT_PROCESSED
     assert outcome.reason == "wrong_endpoint"
     assert outcome.stops_batch is True
     assert outcome.detail == (
         f"HTTP {status} from {ENDPOINT}/card-capture, response is not POP JSON "
-        f"({shape}): the endpoint looks wrong; {UNSURE}"
+        f"({shape}): this URL is not a POP endpoint, so nothing was processed."
     )
 
 
 def test_404_with_pop_json_is_judged_by_its_fields() -> None:
     """Only a page that is not POP JSON says the URL is wrong; POP's own answer counts."""
-    outcome = send_one(
-        json_reply(404, status="failure", result_code="RC01", m_status=None)
-    )
+    outcome = send_one(before_gateway("RC01", 404))
 
     assert outcome.kind is OutcomeKind.FAILED
     assert outcome.reason == "invalid_request"
@@ -704,7 +729,7 @@ def test_429_is_not_processed_whatever_the_body() -> None:
 
 def test_429_without_retry_after_has_no_wait() -> None:
     """Without Retry-After the retry policy chooses the wait."""
-    outcome = send_one(Reply(429, pop_json(status="failure", result_code="RA01")))
+    outcome = send_one(before_gateway("RA01", 429))
 
     assert outcome.kind is OutcomeKind.NOT_PROCESSED
     assert outcome.retry_after_s is None
@@ -775,7 +800,7 @@ def test_401_or_403_with_pop_json_is_named_after_its_code(
     status: int, code: str, reason: str
 ) -> None:
     """POP's own RC17 or RC44 names the cause more precisely than the status."""
-    reply = json_reply(status, status="failure", result_code=code, m_status=None)
+    reply = before_gateway(code, status)
 
     outcome = send_one(reply)
 

@@ -338,7 +338,7 @@ def test_decline_is_failed_with_the_gateway_message(
 
     assert verdict(outcome) == (FAILED, "declined", "RM01", False)
     assert outcome.detail == (
-        "declined by the payment gateway: 無効カードです。 (RM01, gateway code "
+        "the payment gateway refused it: 無効カードです。 (RM01, gateway code "
         "AG48000000000000)"
     )
 
@@ -356,7 +356,7 @@ def test_second_capture_is_refused_by_the_gateway(
     assert verdict(first) == (SUCCEEDED, "succeeded", "R001", False)
     assert verdict(second) == (FAILED, "declined", "RM03", False)
     assert second.detail == (
-        "declined by the payment gateway: 既に売上済みの取引です。 (RM03, gateway "
+        "the payment gateway refused it: 既に売上済みの取引です。 (RM03, gateway "
         "code AC47000000000000)"
     )
     assert sandbox.applied("L-2") == 1

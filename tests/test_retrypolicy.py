@@ -275,10 +275,10 @@ def test_configuration_failures_stop_the_batch_with_78(
     assert decision.stop == BatchStop(reason, message, ExitCode.CONFIGURATION)
 
 
-def test_wrong_endpoint_keeps_the_row_in_review_and_stops_with_78() -> None:
-    """Issue 5: a 404/405 page stops the batch, naming the option to fix."""
+def test_wrong_endpoint_leaves_the_row_pending_and_stops_with_78() -> None:
+    """Breaks review: a 404/405 page never reached POP, so the row stays pending."""
     answer = Outcome(
-        kind=OutcomeKind.UNKNOWN,
+        kind=OutcomeKind.NOT_PROCESSED,
         reason="wrong_endpoint",
         detail="HTTP 404 from http://x/pop/v1/card-capture ...",
         http_status=404,
@@ -288,12 +288,12 @@ def test_wrong_endpoint_keeps_the_row_in_review_and_stops_with_78() -> None:
     decision = decide_now(answer)
 
     assert decision.retry is False
-    assert decision.state is RowState.UNKNOWN
+    assert decision.state is RowState.PENDING
     assert decision.stop == BatchStop(
         "wrong_endpoint",
         "The endpoint answered HTTP 404 with a page that is not POP JSON, so the URL "
-        "is not a POP endpoint. Check --endpoint (or POP_ENDPOINT); the row sent is in "
-        "Review, the remaining rows stay pending.",
+        "is not a POP endpoint. Check --endpoint (or POP_ENDPOINT); the row sent was "
+        "not processed and stays pending with the remaining rows.",
         ExitCode.CONFIGURATION,
     )
 

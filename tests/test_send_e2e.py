@@ -21,7 +21,7 @@ from typing import Any
 
 import pytest
 from harness import Popbatch, assert_applied_at_most_once, assert_one_body, free_port
-from run_output import EXIT_LATER, EXIT_REVIEW, Run, expected_summary
+from run_output import EXIT_LATER, EXIT_OK, EXIT_REVIEW, Run, expected_summary
 
 from popbatch.cli.output import setup_logging
 from popbatch.client import PopClient
@@ -587,7 +587,7 @@ def test_declines_are_failed_and_never_stop_the_batch(
     assert ran.order_ids("failed") == orders
     assert reason_and_detail(ran, "failed")["D-1"] == (
         "declined",
-        "declined by the payment gateway: 無効カードです。 (RM01, gateway code "
+        "the payment gateway refused it: 無効カードです。 (RM01, gateway code "
         "AG48000000000000)",
     )
     assert (
@@ -715,7 +715,7 @@ def test_401_and_403_pages_stop_the_batch(
 def test_wrong_endpoint_stops_the_batch_at_the_first_404(
     sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
-    """A web server's 404 page: that row in Review, the batch stops, exit 78."""
+    """Breaks review: a web server's 404 page: every row pending, stop, exit 78."""
     orders = seeded(sandbox, "E-1", "E-2", "E-3", "E-4")
     file = popbatch.captures("capture.csv", orders)
     wrong = sandbox.base_url.replace("/pop/v1", "/pop/v2")
@@ -726,23 +726,53 @@ def test_wrong_endpoint_stops_the_batch_at_the_first_404(
     assert ran.said[0] == (
         "The endpoint answered HTTP 404 with a page that is not POP JSON, so the "
         "URL is not a POP endpoint. Check --endpoint (or POP_ENDPOINT); the row "
-        "sent is in Review, the remaining rows stay pending."
+        "sent was not processed and stays pending with the remaining rows."
     )
-    assert reason_and_detail(ran, "review") == {
-        "E-1": (
-            "wrong_endpoint",
-            f"HTTP 404 from {wrong}/card-capture, response is not POP JSON "
-            f"(text/html): the endpoint looks wrong; {UNSURE}",
-        )
+    assert ran.counts() == {
+        "succeeded": 0,
+        "failed": 0,
+        "rejected": 0,
+        "review": 0,
+        "skipped": 0,
+        "pending": 4,
     }
-    assert ran.order_ids("pending") == ["E-2", "E-3", "E-4"]
+    assert reason_and_detail(ran, "pending")["E-1"] == (
+        "wrong_endpoint",
+        f"HTTP 404 from {wrong}/card-capture, response is not POP JSON "
+        "(text/html): this URL is not a POP endpoint, so nothing was processed.",
+    )
+    assert ran.order_ids("pending") == ["E-1", "E-2", "E-3", "E-4"]
+    assert sandbox.received() == 0
     assert sandbox.applied() == 0
+
+
+def test_rows_held_by_a_wrong_endpoint_are_sent_once_it_is_fixed(
+    sandbox: SandboxServer, popbatch: Popbatch
+) -> None:
+    """Breaks review: the row sent to a wrong endpoint was not processed; sent once.
+
+    The endpoint is part of what identifies a batch, so the run with the
+    right endpoint is batch 2.
+    """
+    orders = seeded(sandbox, "E-7", "E-8")
+    file = popbatch.captures("capture.csv", orders)
+    wrong = sandbox.base_url.replace("/pop/v1", "/pop/v2")
+    popbatch.run("capture", file, endpoint=wrong)
+
+    ran = popbatch.run("capture", file, endpoint=sandbox.base_url)
+
+    assert ran.exit_code == 0
+    assert ran.said == expected_summary(2, ran.folder, EXIT_OK, succeeded=(2, 2000))
+    assert ran.order_ids("succeeded") == ["E-7", "E-8"]
+    assert {oid: sandbox.applied(oid) for oid in orders} == {"E-7": 1, "E-8": 1}
+    for order_id in orders:
+        assert_one_body(sandbox, order_id, times=1)
 
 
 def test_405_page_stops_the_batch_like_a_404(
     sandbox: SandboxServer, popbatch: Popbatch
 ) -> None:
-    """A 405 that is not POP JSON means the URL is not POP's either."""
+    """A 405 that is not POP JSON means the URL is not POP's either: all pending."""
     orders = seeded(sandbox, "E-5", "E-6")
     sandbox.script_order("E-5", {"status": 405, "body": "Method Not Allowed"})
     file = popbatch.captures("capture.csv", orders)
@@ -751,8 +781,9 @@ def test_405_page_stops_the_batch_like_a_404(
 
     assert ran.exit_code == 78
     assert ran.said[0].startswith("The endpoint answered HTTP 405 with a page")
-    assert [row["reason"] for row in ran.group("review")] == ["wrong_endpoint"]
-    assert ran.order_ids("pending") == ["E-6"]
+    assert ran.group("review") == []
+    assert reason_and_detail(ran, "pending")["E-5"][0] == "wrong_endpoint"
+    assert ran.order_ids("pending") == ["E-5", "E-6"]
     assert sandbox.received() == 1
 
 

@@ -6,51 +6,86 @@ with the sentence a back-office person reads in the results.
 
 How answers are read, in order (the first that applies wins):
 
-1. HTTP 429 (any body), or 503 with ``Retry-After``: not processed.
+1. HTTP 429 (any body), or 503 with ``Retry-After``: not processed, unless
+   the body says that the request was handled (see below).
 2. HTTP 401 or 403: not processed, and the batch stops (named after the
    result code when the body is POP JSON with RC17 or RC44). POP refused
-   the request before doing anything with it, so the row stays pending.
+   the request before doing anything with it, so the row stays pending;
+   again unless the body says that the request was handled.
 3. A body cut short or not POP JSON (a JSON object whose ``status`` and
-   ``result_code`` are strings), whatever the HTTP status: unknown. Under
-   HTTP 404 or 405 such a body says that the URL is not a POP endpoint:
-   the row is unknown all the same, and the batch stops (``wrong_endpoint``),
-   since every further row would land in Review the same way.
+   ``result_code`` are strings, no key given twice), whatever the HTTP
+   status: unknown. Under HTTP 404 or 405 a body that is not JSON, or JSON
+   that is nothing like POP's, says that the URL is not a POP endpoint: the
+   request never reached POP, so the row is not processed, and the batch
+   stops (``wrong_endpoint``), since every further row would go the same way.
 4. POP JSON, judged by its fields: a result code the operation does not
    know, or another order's ``order_id``, is unknown; ``m_status: pending``
-   is unknown; RA01/RD01/RM01 without ``m_status`` is not processed;
-   RC17 and RC44 are not processed and stop the batch; the success code
-   with ``status: success`` succeeds; other failures fail.
+   is unknown; RA01/RD01/RM01 without ``m_status`` and without any field
+   the gateway returns is not processed; RC17 and RC44 are not processed
+   and stop the batch; the success code with ``status: success`` succeeds;
+   other failures fail.
+5. Only HTTP 2xx and 4xx carry such a verdict. Under any other status (a
+   5xx other than 503 with ``Retry-After``, a 3xx) POP JSON is unknown
+   whatever its fields (``server_error``): a server error may come after
+   the request was processed, and money is at stake.
 
 An answer that contradicts itself is unknown (``contradictory_answer``):
 ``status: success`` with any code but the operation's success code (or with
 ``m_status: failure``, or under an HTTP error status), ``status: failure``
-with ``m_status: success`` or with the success code, and values of
-``status`` or ``m_status`` the API text does not list. Money may have moved
-in each of these, so a person checks.
+with ``m_status: success`` or with the success code, values of ``status``
+or ``m_status`` the API text does not list, a code POP gives before the
+gateway (RA01, RD01, RM01 without ``m_status``; RC17, RC44) with a field
+only the gateway returns, and a status that says nothing was processed
+(429, 503 with ``Retry-After``, 401, 403, 404, 405) under a JSON body that
+says the request was handled (``status: success``, an ``m_status``, a
+success code, a gateway field). Money may have moved in each of these, so
+a person checks.
+
+The server key is masked in every text taken from the answer, after the
+body is decoded (see ``bodies``).
 """
 
 from __future__ import annotations
 
-import json
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final, NamedTuple
 
 from urllib3.exceptions import ReadTimeoutError
 
-from popbatch.operations import RESULT_CODES, Operation
+from popbatch.client.bodies import (
+    NOT_JSON,
+    READ_LIMIT,
+    Body,
+    JsonBody,
+    Scrub,
+    body_text,
+    media_type,
+    read_json,
+    scrub_json,
+)
+from popbatch.operations import OPERATIONS, RESULT_CODES, Operation
 from popbatch.retrypolicy import parse_retry_after
 from popbatch.rows import OutcomeKind
-
-BODY_TEXT_LIMIT: Final = 32_767
-"""Characters of a non-POP body kept as evidence: what one Excel cell holds."""
-
-READ_LIMIT: Final = 1 << 20
-"""Bytes of a body read at most; a POP answer is well under 4 KiB."""
 
 _NOT_PROCESSED_CODES: Final = frozenset({"RA01", "RD01", "RM01"})
 _WRONG_ENDPOINT_STATUSES: Final = frozenset({404, 405})
 _M_STATUSES: Final = frozenset({"success", "failure", "pending"})
+_SUCCESS_CODES: Final = frozenset(op.success_code for op in OPERATIONS.values())
+
+# Fields that, in the API text's words, come back only from the payment
+# gateway: "in case there is an error before request is sent to the Payment
+# Gateway, then this parameter value is not returned" (or "returned by
+# Payment Gateway"). An answer that carries one reached the gateway.
+GATEWAY_FIELDS: Final = (
+    "v_result_code",
+    "merr_msg",
+    "center_error_code",
+    "acquirer_code",
+    "auth_code",
+    "masked_card_number",
+    "transaction_datetime",
+)
 
 # What "may have been made" refers to, in a back-office person's words.
 _WHAT: Final = {
@@ -80,15 +115,6 @@ _STOPPING: Final = {
 }
 
 
-class Body(NamedTuple):
-    """A response body as read: what arrived, what cut it short, and whether
-    it went past READ_LIMIT."""
-
-    content: bytes
-    broken: BaseException | None = None
-    cut: bool = False
-
-
 class Verdict(NamedTuple):
     """What an attempt came to, before the evidence and times are added."""
 
@@ -115,47 +141,99 @@ def judge_answer(
     original_order_id: str | None,
     received_at: datetime,
     read_timeout: float,
-    scrub: Callable[[str], str],
+    scrub: Scrub,
 ) -> tuple[Verdict, dict[str, Any]]:
     """Classify an HTTP answer, status rules first, and keep the evidence.
 
     ``headers`` are matched without regard to case, as HTTP's are;
-    ``scrub`` masks the server key in the texts taken from the answer.
+    ``scrub`` masks the server key in every text taken from the answer.
     """
     content_type = headers.get("Content-Type")
     content, broken, cut = body
-    pop = None if broken is not None or cut else _pop_json(content)
+    read = NOT_JSON if broken is not None or cut else read_json(content)
+    pop = None if read.pop is None else scrub_json(read.pop, scrub)
 
-    evidence: dict[str, Any] = {"http_status": status, "content_type": content_type}
+    evidence: dict[str, Any] = {
+        "http_status": status,
+        "content_type": None if content_type is None else scrub(content_type),
+    }
     if pop is None:
-        evidence["body_text"] = _body_text(content, content_type, cut=cut)
+        evidence["body_text"] = body_text(content, content_type, cut=cut, scrub=scrub)
     else:
         evidence["response"] = pop
         evidence["result_code"] = pop["result_code"]
 
-    # A 429, or a 503 with Retry-After, says nothing was done, whatever the body.
+    verdict = _classify(
+        operation,
+        status,
+        headers,
+        scrub(url),
+        body,
+        read._replace(pop=pop),
+        order_id=order_id,
+        original_order_id=original_order_id,
+        received_at=received_at,
+        read_timeout=read_timeout,
+    )
+    return verdict._replace(detail=scrub(verdict.detail)), evidence
+
+
+def _classify(
+    operation: Operation,
+    status: int,
+    headers: Mapping[str, str],
+    url: str,
+    body: Body,
+    read: JsonBody,
+    *,
+    order_id: str,
+    original_order_id: str | None,
+    received_at: datetime,
+    read_timeout: float,
+) -> Verdict:
+    """The reading order of the module's docstring."""
+    content_type = headers.get("Content-Type")
+    pop = read.pop
+    # What in the body says that the request was handled, if anything.
+    handled = _handled(read.members)
+
+    # A 429, or a 503 with Retry-After, says nothing was done, whatever the
+    # body: unless the body says otherwise, and then neither can be believed.
     if status == 429 or (status == 503 and "Retry-After" in headers):
+        if handled:
+            return _status_contradicted(status, handled)
         header = headers.get("Retry-After")
         after = parse_retry_after(header, received_at)
-        verdict = _not_processed(status, after, header and scrub(header))
-    elif status in (401, 403):
-        verdict = _refused(status, pop)
-    elif broken is not None:
-        verdict = _broken_body(
-            status, headers, len(content), broken, operation, read_timeout
+        return _not_processed(status, after, header)
+    if status in (401, 403):
+        if handled:
+            return _status_contradicted(status, handled)
+        return _refused(status, pop)
+    if body.broken is not None:
+        return _broken_body(
+            status, headers, len(body.content), body.broken, operation, read_timeout
         )
-    elif pop is None and status in _WRONG_ENDPOINT_STATUSES:
-        verdict = _wrong_endpoint(status, content_type, content, scrub(url))
-    elif pop is None:
-        verdict = Verdict(
+
+    if pop is None:
+        if status in _WRONG_ENDPOINT_STATUSES and handled:
+            return _status_contradicted(status, handled)
+        if status in _WRONG_ENDPOINT_STATUSES and read.flaw is None:
+            return _wrong_endpoint(status, content_type, body.content, url)
+        return Verdict(
             OutcomeKind.UNKNOWN,
             "not_pop_json",
-            _not_pop_json_detail(status, content_type, content, cut),
+            _not_pop_json_detail(status, content_type, body, read.flaw),
         )
-    else:
-        verdict = _judge(operation, pop, status, order_id, original_order_id)
 
-    return verdict, evidence
+    verdict = _judge(operation, pop, status, order_id, original_order_id)
+    if verdict.kind is OutcomeKind.UNKNOWN or _answers_with(status):
+        return verdict
+    return _status_in_doubt(status, pop["result_code"])
+
+
+def _answers_with(status: int) -> bool:
+    """Whether POP JSON under HTTP ``status`` is judged by its fields: 2xx, 4xx."""
+    return 200 <= status < 300 or 400 <= status < 500
 
 
 def _broken_body(
@@ -220,7 +298,7 @@ def _judge(
             f"the payment gateway reports this transaction as pending ({code}); "
             f"it may still complete. {_CHECK_ORDER}",
         )
-    contradiction = _contradiction(operation, said, code, m_status, status)
+    contradiction = _contradiction(operation, said, code, pop, status)
     if contradiction:
         return _unsure(
             "contradictory_answer", f"POP's answer contradicts itself ({contradiction})"
@@ -234,12 +312,16 @@ def _judge(
 
 
 def _contradiction(
-    operation: Operation, said: str, code: str, m_status: object, status: int
+    operation: Operation, said: str, code: str, pop: Mapping[str, Any], status: int
 ) -> str | None:
     """Name what does not fit together in a POP answer, or None."""
+    m_status = pop.get("m_status")
     if said not in ("success", "failure"):
         return f"status {said!r} is neither 'success' nor 'failure'"
-    if m_status is not None and m_status not in _M_STATUSES:
+    # A value of another JSON type (a list, an object) is no status either.
+    if m_status is not None and (
+        not isinstance(m_status, str) or m_status not in _M_STATUSES
+    ):
         return f"m_status {m_status!r} is not one the API text lists"
 
     if said == "success":
@@ -258,6 +340,18 @@ def _contradiction(
         return f"status 'failure' ({code}) with m_status 'success'"
     if code == operation.success_code:
         return f"status 'failure' with the success code {code}"
+
+    # The API text: an error before the gateway returns none of the
+    # gateway's fields. A code POP gives before the gateway, with one of
+    # them, may hide a request the gateway processed.
+    fields = _gateway_fields(pop)
+    if code in _NOT_PROCESSED_CODES and m_status is None and fields:
+        return f"{code} without m_status, but with the gateway's {', '.join(fields)}"
+    if code in _STOPPING and (m_status is not None or fields):
+        shown = [f"m_status {m_status!r}"] if m_status is not None else []
+        return (
+            f"{code}, an error before the gateway, with {', '.join([*shown, *fields])}"
+        )
     return None
 
 
@@ -271,7 +365,8 @@ def _judge_failure(code: str, m_status: object, pop: Mapping[str, Any]) -> Verdi
         reason, detail = _STOPPING[code]
         return Verdict(OutcomeKind.NOT_PROCESSED, reason, detail, stops_batch=True)
 
-    # The API text: no m_status means the error came before the gateway.
+    # The API text: no m_status means the error came before the gateway
+    # (an answer with a gateway field was put in doubt above).
     if m_status is None and code in _NOT_PROCESSED_CODES:
         return Verdict(
             OutcomeKind.NOT_PROCESSED,
@@ -280,6 +375,8 @@ def _judge_failure(code: str, m_status: object, pop: Mapping[str, Any]) -> Verdi
             "nothing was processed.",
         )
     if m_status == "failure":
+        # Not always a decline of the card: AC38 is an amount above what is
+        # authorised, AC45 an unknown order. The reason code stays "declined".
         gateway = pop.get("merr_msg")
         v_code = pop.get("v_result_code")
         said = f": {gateway}" if isinstance(gateway, str) and gateway else ""
@@ -287,7 +384,7 @@ def _judge_failure(code: str, m_status: object, pop: Mapping[str, Any]) -> Verdi
         return Verdict(
             OutcomeKind.FAILED,
             "declined",
-            f"declined by the payment gateway{said} ({codes})",
+            f"the payment gateway refused it{said} ({codes})",
         )
     if code.startswith("RC"):
         return Verdict(
@@ -297,6 +394,55 @@ def _judge_failure(code: str, m_status: object, pop: Mapping[str, Any]) -> Verdi
         )
     return Verdict(
         OutcomeKind.FAILED, "pop_failure", f"POP answered {code} ({meaning})"
+    )
+
+
+def _gateway_fields(pop: Mapping[str, Any]) -> list[str]:
+    """The fields only the gateway returns that ``pop`` carries, in API order."""
+    return [name for name in GATEWAY_FIELDS if pop.get(name) is not None]
+
+
+def _handled(members: tuple[tuple[str, Any], ...]) -> str | None:
+    """What in a JSON object says that the request was handled, or None.
+
+    Every member counts, a repeated key's values too: a status that says
+    nothing was processed is believed only when no part of the body
+    says otherwise.
+    """
+    found: list[str] = []
+    for key, value in members:
+        if value is None:
+            continue
+        if key == "status" and value == "success":
+            found.append("status 'success'")
+        elif key == "m_status":
+            found.append(f"m_status {_short(value)!r}")
+        elif (
+            key == "result_code" and isinstance(value, str) and value in _SUCCESS_CODES
+        ):
+            found.append(f"the success code {value}")
+        elif key in GATEWAY_FIELDS:
+            found.append(f"the gateway's {key}")
+
+    return ", ".join(dict.fromkeys(found)) or None
+
+
+def _status_contradicted(status: int, handled: str) -> Verdict:
+    """A status that says nothing was processed, under a body that says otherwise."""
+    return _unsure(
+        "contradictory_answer",
+        f"POP's answer contradicts itself (HTTP {status} says nothing was "
+        f"processed, but the body has {handled})",
+    )
+
+
+def _status_in_doubt(status: int, code: str) -> Verdict:
+    """POP JSON under a status that is neither 2xx nor 4xx: unknown."""
+    what = "a server error" if 500 <= status < 600 else "not a status POP answers with"
+    return _unsure(
+        "server_error",
+        f"HTTP {status} ({what}) although POP's answer says {code} "
+        f"({RESULT_CODES[code]})",
     )
 
 
@@ -347,29 +493,30 @@ def _wrong_endpoint(
     """HTTP 404 or 405 with a body that is not POP JSON: the URL is not POP's.
 
     POP itself answers a wrong method with RC32 in POP JSON; a web server's
-    own 404 or 405 page means the path is wrong. The row is unknown, as the
-    retry table says of any answer that is not POP JSON, and the batch stops.
+    own 404 or 405 page means the path is wrong, so the request never
+    reached POP: not processed, and the batch stops.
     """
-    media_type = _media_type(content_type) or "no content type"
-    shape = media_type if content else "empty body"
+    shape = (media_type(content_type) or "no content type") if content else "empty body"
     return Verdict(
-        OutcomeKind.UNKNOWN,
+        OutcomeKind.NOT_PROCESSED,
         "wrong_endpoint",
-        f"HTTP {status} from {url}, response is not POP JSON ({shape}): the "
-        f"endpoint looks wrong; {_UNSURE}",
+        f"HTTP {status} from {url}, response is not POP JSON ({shape}): this URL "
+        "is not a POP endpoint, so nothing was processed.",
         stops_batch=True,
     )
 
 
 def _not_pop_json_detail(
-    status: int, content_type: str | None, content: bytes, cut: bool
+    status: int, content_type: str | None, body: Body, flaw: str | None
 ) -> str:
-    if not content:
+    if not body.content:
         shape = "empty body"
     else:
-        shape = _media_type(content_type) or "no content type"
-        if cut:
+        shape = media_type(content_type) or "no content type"
+        if body.cut:
             shape += f", over {READ_LIMIT:,} bytes"
+        if flaw:
+            shape += f", {flaw}"
     if 200 <= status < 300:
         return f"HTTP {status} but the body is not POP JSON ({shape}); {_UNSURE}"
     return f"HTTP {status}, response is not POP JSON ({shape}); {_UNSURE}"
@@ -379,59 +526,8 @@ def _unsure(reason: str, what: str) -> Verdict:
     return Verdict(OutcomeKind.UNKNOWN, reason, f"{what}; {_UNSURE}")
 
 
-# -- bodies -------------------------------------------------------------------------
-
-
-def _pop_json(content: bytes) -> dict[str, Any] | None:
-    """The body as POP JSON: an object whose status and result_code are strings."""
-    try:
-        data = json.loads(content)
-    except (ValueError, RecursionError):
-        return None
-    if (
-        isinstance(data, dict)
-        and isinstance(data.get("status"), str)
-        and isinstance(data.get("result_code"), str)
-    ):
-        return data
-    return None
-
-
-def _body_text(content: bytes, content_type: str | None, *, cut: bool) -> str:
-    """The body as text for the Review sheet, capped with a marker."""
-    text = _decode(content, content_type)
-    if cut:
-        marker = (
-            f"\n[popbatch: cut here; the body was larger than {READ_LIMIT:,} bytes]"
-        )
-    elif len(text) > BODY_TEXT_LIMIT:
-        marker = f"\n[popbatch: cut here; the body had {len(text):,} characters]"
-    else:
-        return text
-    return text[: BODY_TEXT_LIMIT - len(marker)] + marker
-
-
-def _decode(content: bytes, content_type: str | None) -> str:
-    charset = _charset(content_type)
-    if charset:
-        try:
-            return content.decode(charset, "replace")
-        except LookupError:
-            pass
-    try:
-        return content.decode("utf-8")
-    except UnicodeDecodeError:
-        # Japanese pages without a charset are most often Shift_JIS (as cp932).
-        return content.decode("cp932", "replace")
-
-
-def _charset(content_type: str | None) -> str | None:
-    for param in (content_type or "").split(";")[1:]:
-        name, _, value = param.partition("=")
-        if name.strip().lower() == "charset":
-            return value.strip().strip('"') or None
-    return None
-
-
-def _media_type(content_type: str | None) -> str | None:
-    return (content_type or "").split(";", 1)[0].strip().lower() or None
+def _short(value: object, limit: int = 40) -> object:
+    """A value for a message: a long text cut to ``limit`` characters."""
+    if isinstance(value, str) and len(value) > limit:
+        return value[: limit - 1] + "…"
+    return value

@@ -20,6 +20,8 @@ session, the connection, the bytes on the wire and the server key.
 The server key never leaves this module except in the Authorization
 header: texts taken from the network or from exceptions are scrubbed of
 it (plain, base64, and URL-encoded) before they reach an outcome or a log.
+A body is scrubbed twice: as bytes, and once more after decoding, since a
+JSON ``\\u`` escape or a charset can spell the key in other bytes.
 """
 
 from __future__ import annotations
@@ -44,13 +46,8 @@ from urllib3.response import HTTPResponse
 from urllib3.util import Retry, parse_url
 
 from popbatch import __version__
-from popbatch.client.answers import (
-    READ_LIMIT,
-    Body,
-    Verdict,
-    action_of,
-    judge_answer,
-)
+from popbatch.client.answers import Verdict, action_of, judge_answer
+from popbatch.client.bodies import READ_LIMIT, Body
 from popbatch.client.failures import transport_verdict
 from popbatch.config import ServerKey, Timeouts
 from popbatch.errors import ConfigurationError
