@@ -101,16 +101,14 @@ FINDINGS = {
     ),
     "validate the rows": "pandera's lazy validation and the reading rules (issue 4).",
     "PopClient.send: other": (
-        "popbatch's own: building the request and classifying the answer, "
-        "and logging. cli.setup_logging sets the popbatch logger to DEBUG "
-        "whatever -v says, so `logger.isEnabledFor(DEBUG)` in client.py is "
-        "always true: every row formats a masked request line and an answer "
-        "line that no handler prints. Proposed (cli.py): set the logger's "
-        "level to the lowest level among its handlers."
+        "popbatch's own: building the request, classifying the answer and "
+        "keeping its evidence. Done: the popbatch logger's level is the lowest "
+        "level among its handlers (popbatch/cli/output.py), so the debug lines "
+        "of popbatch/client/ are no longer built when no handler prints them."
     ),
     "outcome log line": (
-        "popbatch's own: one INFO record a row, built even when no handler "
-        "prints it, for the same reason (the logger's level is DEBUG)."
+        "popbatch's own: one INFO record a row; built only when -v or "
+        "--log-file asks for it, for the same reason."
     ),
     "queue the outcome": (
         "popbatch's own: handing each outcome to the recorder thread wakes it, "
