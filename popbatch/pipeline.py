@@ -319,7 +319,15 @@ def _send_and_report(
             options=options.request_options(),
         )
     )
-    sender = Sender(journal, operation, options, key, stop, row_done=hooks.row_done)
+    sender = Sender(
+        journal,
+        operation,
+        options,
+        key,
+        stop,
+        batch_id=batch.id,
+        row_done=hooks.row_done,
+    )
     if to_send:
         if hooks.started is not None:
             hooks.started(len(to_send))

@@ -162,6 +162,7 @@ class Sender:
     ``RetrySettings.stop_after_consecutive`` of them.
 
     Args:
+        batch_id: the journal's number of the batch, for the log lines.
         row_done: called from worker threads with each row's outcome once
             the row is done for this run (for progress display).
         sleep: how workers wait between retries (tests pass a fake).
@@ -175,10 +176,12 @@ class Sender:
         key: ServerKey,
         stop: StopSignal,
         *,
+        batch_id: int | None = None,
         row_done: Callable[[RowRecord, Outcome | None], None] | None = None,
         sleep: Sleep = sleep_or_stop,
     ) -> None:
         self._journal = journal
+        self._batch_id = batch_id
         self._operation = operation
         self._options = options
         self._key = key
@@ -385,7 +388,9 @@ class Sender:
         self, row: RowRecord, outcome: Outcome, decision: Decision, attempts: int
     ) -> None:
         """Log a row that is done for this run, and count why it stays pending."""
-        _log_outcome(row, self._operation, outcome, decision.state, attempts)
+        _log_outcome(
+            self._batch_id, row, self._operation, outcome, decision.state, attempts
+        )
         if decision.reason in ("attempts_used_up", "budget_used_up"):
             with self._lock:
                 self._left_pending[decision.reason] += 1
@@ -448,18 +453,25 @@ def _ms(outcome: Outcome) -> str:
 
 
 def _log_outcome(
+    batch_id: int | None,
     row: RowRecord,
     operation: Operation,
     outcome: Outcome,
     state: RowState,
     attempt: int,
 ) -> None:
-    """STYLE.md's one key=value line per row outcome, at INFO."""
+    """STYLE.md's one key=value line per row outcome, at INFO.
+
+    ``amount`` is the request's, ``-`` when it has none (a full refund).
+    """
     logger.info(
-        "row=%d order_id=%s op=%s outcome=%s code=%s attempt=%d ms=%s reason=%s",
+        "batch=%s row=%d order_id=%s op=%s amount=%s outcome=%s code=%s attempt=%d "
+        "ms=%s reason=%s",
+        "-" if batch_id is None else batch_id,
         row.row,
         row.order_id,
         operation.name,
+        "-" if row.amount is None else row.amount,
         state,
         outcome.result_code or "-",
         attempt,

@@ -20,7 +20,13 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from harness import Popbatch, assert_applied_at_most_once, assert_one_body, free_port
+from harness import (
+    TEST_KEY,
+    Popbatch,
+    assert_applied_at_most_once,
+    assert_one_body,
+    free_port,
+)
 from run_output import EXIT_LATER, EXIT_OK, EXIT_REVIEW, Run, expected_summary
 
 from popbatch.cli.output import setup_logging
@@ -986,16 +992,16 @@ def row_lines(text: str) -> list[str]:
 
 
 ROW_LINES = [
-    "INFO row=2 order_id=G-1 op=capture outcome=succeeded code=R001 attempt=1 ms=N "
-    "reason=succeeded",
+    "INFO batch=1 row=2 order_id=G-1 op=capture amount=1000 outcome=succeeded "
+    "code=R001 attempt=1 ms=N reason=succeeded",
     "WARNING row=3 order_id=G-2 op=capture outcome=not_processed code=- attempt=1 "
     "ms=N reason=rate_limited retry_in=0.00s wait=retry_after",
-    "INFO row=3 order_id=G-2 op=capture outcome=succeeded code=R001 attempt=2 ms=N "
-    "reason=succeeded",
-    "INFO row=4 order_id=G-3 op=capture outcome=failed code=RM01 attempt=1 ms=N "
-    "reason=declined",
-    "INFO row=5 order_id=G-4 op=capture outcome=unknown code=- attempt=1 ms=N "
-    "reason=not_pop_json",
+    "INFO batch=1 row=3 order_id=G-2 op=capture amount=1000 outcome=succeeded "
+    "code=R001 attempt=2 ms=N reason=succeeded",
+    "INFO batch=1 row=4 order_id=G-3 op=capture amount=1000 outcome=failed "
+    "code=RM01 attempt=1 ms=N reason=declined",
+    "INFO batch=1 row=5 order_id=G-4 op=capture amount=1000 outcome=unknown code=- "
+    "attempt=1 ms=N reason=not_pop_json",
 ]
 
 
@@ -1036,6 +1042,29 @@ def test_verbose_puts_the_row_lines_on_stderr(
     assert any(
         line.startswith("INFO batch=1 done exit=3 sent=5 ") for line in ran.log_lines
     )
+
+
+def test_log_file_row_lines_name_the_batch_and_the_amount(
+    sandbox: SandboxServer, popbatch: Popbatch
+) -> None:
+    """--log-file: each row line says its batch and amount; a full refund shows '-'."""
+    seeded(sandbox, "L-1", "L-2", amount=5000)
+    captures = popbatch.captures("capture.csv", ["L-1", "L-2"], amount=5000)
+    refunds = popbatch.write("refunds.csv", "order_id,amount\nL-1,1200\nL-2,\n")
+    log = popbatch.root / "refunds.log"
+
+    captured = popbatch.run("capture", captures, "--quiet")
+    ran = popbatch.run("cancel", refunds, "--concurrency", "1", "--log-file", str(log))
+
+    assert (captured.exit_code, ran.exit_code) == (0, 0)
+    text = log.read_text("utf-8")
+    assert row_lines(text) == [
+        "INFO batch=2 row=2 order_id=L-1 op=cancel amount=1200 outcome=succeeded "
+        "code=R002 attempt=1 ms=N reason=succeeded",
+        "INFO batch=2 row=3 order_id=L-2 op=cancel amount=- outcome=succeeded "
+        "code=R002 attempt=1 ms=N reason=succeeded",
+    ]
+    assert TEST_KEY not in text
 
 
 def test_setting_up_logging_again_closes_the_previous_log_file(tmp_path: Path) -> None:
