@@ -8,6 +8,7 @@ prove that nothing reached POP.
 
 from __future__ import annotations
 
+import openpyxl
 import pytest
 from harness import Popbatch
 from run_output import Results
@@ -58,6 +59,7 @@ def test_the_preview_holds_the_exact_request_bodies(ws):
             "would be": "sent",
             "request": '{"order_id": "R-1", "amount": 1000, "dummy": true}',
             "why not sent": "",
+            "changes": "amount: '1,000' → 1000",
         },
         {
             "row": "3",
@@ -65,6 +67,7 @@ def test_the_preview_holds_the_exact_request_bodies(ws):
             "would be": "sent",
             "request": '{"order_id": "R-2", "dummy": true}',
             "why not sent": "",
+            "changes": "",
         },
     ]
 
@@ -160,3 +163,66 @@ def test_a_dry_run_applies_the_journals_rules_across_batches(ws):
     ]
     assert rows[0]["why not sent"].startswith("already fully cancelled in batch 1")
     assert ws.sandbox.received(endpoint="card-cancel") == 1
+
+
+def test_the_preview_names_each_cell_that_reading_changed_in_a_csv(ws):
+    """Spaces, full-width forms, a yen sign, commas, 1 for true: cell → value sent."""
+    ws.write(
+        "typed.csv",
+        "order_id,original_order_id,amount,capture\n"
+        "\u3000Ｎ－３ ,R-1,￥１，２００,1\n"
+        'N-4,R-2," 1,500円 ",\n'
+        "N-5,R-3,700,TRUE\n",
+    )
+
+    result = ws.run("reauthorize", "typed.csv", "--dry-run", key=None)
+
+    assert result.exit_code == 0
+    rows = preview(ws, "typed-reauthorize-dry-run")
+    assert [(row["order_id"], row["changes"]) for row in rows] == [
+        (
+            "N-3",
+            "order_id: '\\u3000Ｎ－３ ' → N-3\n"
+            "amount: '￥１，２００' → 1200\n"
+            "capture: '1' → true",
+        ),
+        ("N-4", "amount: ' 1,500円 ' → 1500"),
+        ("N-5", ""),
+    ]
+    assert rows[0]["request"] == (
+        '{"order_id": "N-3", "original_order_id": "R-1", "amount": 1200, '
+        '"capture": true, "dummy": true}'
+    )
+
+
+def test_the_preview_names_each_cell_that_reading_changed_in_a_workbook(ws):
+    """Text cells that reading changed are listed; a whole-number id cell is not."""
+    book = openpyxl.Workbook()
+    sheet = book.active
+    assert sheet is not None
+    for cells in (
+        ("注文番号", "金額（円）", "memo"),
+        ("Ａ－１", "¥3,000", "typed"),
+        (12345, 2000, "numbers"),
+        (" A-3 ", "2,500 円", "spaces"),
+    ):
+        sheet.append(cells)
+    book.save(ws.root / "orders.xlsx")
+
+    result = ws.run("capture", ws.root / "orders.xlsx", "--dry-run", key=None)
+
+    assert result.exit_code == 0
+    rows = preview(ws, "orders-capture-dry-run")
+    assert [(row["row"], row["request"], row["changes"]) for row in rows] == [
+        (
+            "2",
+            '{"order_id": "A-1", "amount": 3000, "dummy": true}',
+            "注文番号: 'Ａ－１' → A-1\n金額（円）: '¥3,000' → 3000",
+        ),
+        ("3", '{"order_id": "12345", "amount": 2000, "dummy": true}', ""),
+        (
+            "4",
+            '{"order_id": "A-3", "amount": 2500, "dummy": true}',
+            "注文番号: ' A-3 ' → A-3\n金額（円）: '2,500 円' → 2500",
+        ),
+    ]
