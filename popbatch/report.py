@@ -37,6 +37,9 @@ from popbatch.rows import (
 # Row numbers listed in a sentence before "and N more".
 ROWS_NAMED = 20
 
+# Review order ids the end-of-run summary names before "and N more".
+ORDERS_NAMED = 10
+
 
 @dataclass(frozen=True, slots=True)
 class Tally:
@@ -582,7 +585,7 @@ def summary_lines(report: Report, *, folder: Path | None = None) -> list[str]:
         folder: the results folder, when the results were written.
     """
     mode = (
-        "LIVE: real money moved"
+        f"LIVE: {live_money_phrase(report)}"
         if report.live
         else "test: dummy requests, no money moved"
     )
@@ -596,15 +599,59 @@ def summary_lines(report: Report, *, folder: Path | None = None) -> list[str]:
     refunds = full_refund_sentence(report)
     if refunds:
         lines.append(refunds)
-    if report.tallies[Group.REVIEW].rows:
-        lines.append(
-            "Review rows may or may not have been processed: check them in the "
-            "merchant portal before sending them again."
-        )
+    lines += review_advice(report)
     if folder is not None:
         lines.append(f"Results: {folder}")
     lines.append(f"Exit {int(report.exit_code)}: {report.exit_code.meaning}")
     return lines
+
+
+def live_money_phrase(report: Report) -> str:
+    """What a live batch did with money, from its Succeeded and Review rows.
+
+    Failed, Rejected, Skipped and Pending rows moved nothing in this batch;
+    a Review row may have, which is why it is counted apart.
+    """
+    moved = report.tallies[Group.SUCCEEDED].rows
+    unsure = report.tallies[Group.REVIEW].rows
+    if moved and unsure:
+        return (
+            f"real money moved for {_rows(moved)} (Succeeded) and may have "
+            f"for {unsure:,} more (Review)"
+        )
+    if moved:
+        return f"real money moved for {_rows(moved)} (Succeeded)"
+    if unsure:
+        return f"money may have moved for {_rows(unsure)} (Review)"
+    return "no money moved"
+
+
+def review_advice(report: Report) -> list[str]:
+    """The lines naming the Review orders and how a person settles them.
+
+    Empty when no row is in Review. The order ids are those of the Review
+    sheet, in its order; past ``ORDERS_NAMED`` the rest are counted.
+    """
+    rows = report.groups[Group.REVIEW]
+    if not rows:
+        return []
+
+    order_ids = list(dict.fromkeys(str(row.order_id) for row in rows if row.order_id))
+    named = ", ".join(order_ids[:ORDERS_NAMED])
+    rest = len(order_ids) - ORDERS_NAMED
+    if rest > 0:
+        named += f" and {rest:,} more"
+    which = f" (order_id {named})" if named else ""
+    batch = report.batch.id
+    return [
+        f"Review rows may or may not have been processed{which}: check them in "
+        "the merchant portal before sending them again.",
+        f"Then record what the portal shows with 'popbatch resolve {batch} "
+        "ORDER_ID --succeeded|--failed --note TEXT' (or 'popbatch resolve "
+        f"{batch} --file CSV' for many) and run this command again; if the portal "
+        "shows none of them, this command with --resend-unknown sends them all "
+        "again.",
+    ]
 
 
 def _tally_text(tally: Tally) -> str:

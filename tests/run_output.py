@@ -21,6 +21,7 @@ import csv
 import json
 import re
 import zipfile
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -233,13 +234,21 @@ def expected_summary(
     review: tuple[int, int] = (0, 0),
     skipped: tuple[int, int] = (0, 0),
     pending: tuple[int, int] = (0, 0),
+    review_orders: Sequence[str] = (),
     live: bool = False,
 ) -> list[str]:
-    """The summary lines a run prints at its end, for (rows, yen) per group."""
+    """The summary lines a run prints at its end, for (rows, yen) per group.
+
+    ``review_orders`` are the order ids the Review advice names, in row order.
+    """
     groups = [succeeded, failed, rejected, review, skipped, pending]
     rows = sum(count for count, _ in groups)
     amount = sum(yen for _, yen in groups)
-    mode = "LIVE: real money moved" if live else "test: dummy requests, no money moved"
+    mode = (
+        f"LIVE: {live_money(succeeded[0], review[0])}"
+        if live
+        else "test: dummy requests, no money moved"
+    )
     lines = [f"popbatch {operation}, batch {batch_id} ({mode})"]
     for name, (count, yen) in zip(GROUPS, groups, strict=True):
         lines.append(f"  {name:<9}  {_tally(count, yen)}")
@@ -250,13 +259,43 @@ def expected_summary(
         f"{amount:,} yen = {amount:,} yen"
     )
     if review[0]:
-        lines.append(
-            "Review rows may or may not have been processed: check them in the "
-            "merchant portal before sending them again."
-        )
+        assert review_orders, "name the Review rows' order ids"
+        lines += review_advice(batch_id, review_orders)
     lines.append(f"Results: {folder}")
     lines.append(exit_line)
     return lines
+
+
+def live_money(succeeded: int, review: int) -> str:
+    """What the first line of a live run says about money, after ``LIVE: ``."""
+    moved = f"{succeeded:,} row{'' if succeeded == 1 else 's'}"
+    unsure = f"{review:,} row{'' if review == 1 else 's'}"
+    if succeeded and review:
+        return (
+            f"real money moved for {moved} (Succeeded) and may have for "
+            f"{review:,} more (Review)"
+        )
+    if succeeded:
+        return f"real money moved for {moved} (Succeeded)"
+    if review:
+        return f"money may have moved for {unsure} (Review)"
+    return "no money moved"
+
+
+def review_advice(batch_id: int, order_ids: Sequence[str]) -> list[str]:
+    """The two lines that name a run's Review orders and how to settle them."""
+    named = ", ".join(order_ids[:10])
+    if len(order_ids) > 10:
+        named += f" and {len(order_ids) - 10:,} more"
+    return [
+        f"Review rows may or may not have been processed (order_id {named}): check "
+        "them in the merchant portal before sending them again.",
+        f"Then record what the portal shows with 'popbatch resolve {batch_id} "
+        "ORDER_ID --succeeded|--failed --note TEXT' (or 'popbatch resolve "
+        f"{batch_id} --file CSV' for many) and run this command again; if the "
+        "portal shows none of them, this command with --resend-unknown sends them "
+        "all again.",
+    ]
 
 
 def _tally(rows: int, amount: int) -> str:

@@ -525,7 +525,12 @@ def test_429_or_503_whose_body_says_handled_is_review_and_never_resent(
 
     assert ran.exit_code == 3
     assert ran.said == expected_summary(
-        1, ran.folder, EXIT_REVIEW, operation="cancel", review=(1, 1000)
+        1,
+        ran.folder,
+        EXIT_REVIEW,
+        operation="cancel",
+        review=(1, 1000),
+        review_orders=["RS-1"],
     )
     ((reason, detail),) = reason_and_detail(ran, "review").values()
     assert reason == "contradictory_answer"
@@ -744,6 +749,7 @@ def test_unusable_charset_is_review_with_a_note_not_a_crash(
         operation="cancel",
         succeeded=(1, 1000),
         review=(2, 2000),
+        review_orders=["CS-1", "CS-2"],
     )
     review = {row["order_id"]: row for row in ran.group("review")}
     assert review["CS-1"]["detail"] == (

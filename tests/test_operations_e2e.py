@@ -17,8 +17,15 @@ from typing import Any
 
 import pytest
 from harness import LIVE_KEY, SAMPLE_DATA
-from openpyxl import Workbook
-from run_output import GROUPS, Results
+from openpyxl import Workbook, load_workbook
+from run_output import (
+    EXIT_FAILED,
+    EXIT_OK,
+    EXIT_REVIEW,
+    GROUPS,
+    Results,
+    expected_summary,
+)
 
 pytestmark = pytest.mark.sandbox
 
@@ -122,6 +129,69 @@ def test_capture_live_sends_dummy_false_with_the_live_key(ws):
     ]
     assert ws.sandbox.order("LIVE-1").captured == 1200
     assert ws.results().summary()["live"] is True
+
+
+BAD_GATEWAY = {"status": 502, "body": "<html>Bad gateway</html>"}
+
+
+@pytest.mark.parametrize(
+    ("declined", "unanswered", "groups", "banner"),
+    [
+        (
+            (),
+            (),
+            {"succeeded": (2, 3000)},
+            "LIVE: real money moved for 2 rows (Succeeded).",
+        ),
+        (
+            ("LV-1", "LV-2"),
+            (),
+            {"failed": (2, 3000)},
+            "LIVE: no money moved.",
+        ),
+        (
+            (),
+            ("LV-2",),
+            {"succeeded": (1, 1000), "review": (1, 2000)},
+            "LIVE: real money moved for 1 row (Succeeded) and may have for 1 more "
+            "(Review).",
+        ),
+        (
+            (),
+            ("LV-1", "LV-2"),
+            {"review": (2, 3000)},
+            "LIVE: money may have moved for 2 rows (Review).",
+        ),
+    ],
+    ids=["succeeded", "declined", "succeeded-and-review", "review"],
+)
+def test_a_live_run_says_whether_real_money_moved(
+    ws,
+    declined: tuple[str, ...],
+    unanswered: tuple[str, ...],
+    groups: dict[str, tuple[int, int]],
+    banner: str,
+):
+    """The summary's first line and the Summary sheet follow the outcome, not --live."""
+    for order_id, amount in (("LV-1", 1000), ("LV-2", 2000)):
+        ws.sandbox.add_order(order_id, amount, decline=order_id in declined)
+        if order_id in unanswered:
+            ws.sandbox.script_order(order_id, BAD_GATEWAY)
+    path = ws.write("live.csv", "order_id,amount\nLV-1,1000\nLV-2,2000\n")
+    exit_line = EXIT_REVIEW if unanswered else EXIT_FAILED if declined else EXIT_OK
+
+    result = ws.run("capture", str(path), "--live", "--yes", key=LIVE_KEY)
+
+    expected = expected_summary(
+        1, result.folder, exit_line, review_orders=unanswered, live=True, **groups
+    )
+    assert result.said[-len(expected) :] == expected
+    summary = load_workbook(result.folder / "results.xlsx")["Summary"]
+    assert summary["A2"].value == banner
+    assert [json.loads(body)["dummy"] for body in ws.bodies("card-capture")] == [
+        False,
+        False,
+    ]
 
 
 def test_capture_of_the_month_end_sample_workbook(ws):

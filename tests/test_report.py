@@ -273,20 +273,80 @@ def test_summary_lines_are_plain_text_for_stderr() -> None:
         "  Pending          0 rows               0 yen",
         "  Total            7 rows          36,500 yen",
         "  adds up: 7 rows in the groups = 7 rows in the input, 36,500 yen = 36,500 yen",
-        "Review rows may or may not have been processed: check them in the merchant "
-        "portal before sending them again.",
+        "Review rows may or may not have been processed (order_id A-8): check them "
+        "in the merchant portal before sending them again.",
+        "Then record what the portal shows with 'popbatch resolve 12 ORDER_ID "
+        "--succeeded|--failed --note TEXT' (or 'popbatch resolve 12 --file CSV' for "
+        "many) and run this command again; if the portal shows none of them, this "
+        "command with --resend-unknown sends them all again.",
         "Results: /out/月末-capture-batch12",
         "Exit 3: some outcomes are unknown: check the Review rows",
     ]
 
 
-def test_a_live_run_says_so_first() -> None:
-    """The first line of a live run says that real money moved."""
-    report = build_report(make_batch(live=True), make_run(), [], exit_code=0)
+def test_review_advice_names_ten_order_ids_and_counts_the_rest() -> None:
+    """Twelve Review rows: the first ten order ids in row order, then "and 2 more"."""
+    rows = [unknown(row, f"R-{row:02d}", 100) for row in range(2, 14)]
 
-    assert (
-        summary_lines(report)[0]
-        == "popbatch capture, batch 12 (LIVE: real money moved)"
+    report = build_report(make_batch(), make_run(), rows, exit_code=3)
+
+    assert summary_lines(report)[9] == (
+        "Review rows may or may not have been processed (order_id R-02, R-03, R-04, "
+        "R-05, R-06, R-07, R-08, R-09, R-10, R-11 and 2 more): check them in the "
+        "merchant portal before sending them again."
+    )
+
+
+def test_a_run_without_review_rows_gives_no_review_advice() -> None:
+    """Only the exit line follows the check when nothing is in Review."""
+    rows = [answered(2, "A-2", 1000)]
+
+    lines = summary_lines(build_report(make_batch(), make_run(), rows, exit_code=0))
+
+    assert lines[9:] == ["Exit 0: every row succeeded or was already done"]
+
+
+@pytest.mark.parametrize(
+    ("rows", "mode"),
+    [
+        ([], "LIVE: no money moved"),
+        (
+            [answered(2, "A-2", 1000, code="RM03", state=RowState.FAILED)],
+            "LIVE: no money moved",
+        ),
+        (
+            [answered(2, "A-2", 1000), answered(3, "A-3", 500)],
+            "LIVE: real money moved for 2 rows (Succeeded)",
+        ),
+        (
+            [unknown(2, "A-2", 1000)],
+            "LIVE: money may have moved for 1 row (Review)",
+        ),
+        (
+            [answered(2, "A-2", 1000), unknown(3, "A-3", 500), unknown(4, "A-4", 9)],
+            "LIVE: real money moved for 1 row (Succeeded) and may have for 2 more "
+            "(Review)",
+        ),
+    ],
+    ids=["no-rows", "all-failed", "succeeded", "review", "succeeded-and-review"],
+)
+def test_a_live_run_says_first_whether_money_moved(
+    rows: list[RowRecord], mode: str
+) -> None:
+    """The first line of a live run says for how many rows real money moved."""
+    report = build_report(make_batch(live=True), make_run(), rows, exit_code=0)
+
+    assert summary_lines(report)[0] == f"popbatch capture, batch 12 ({mode})"
+
+
+def test_a_test_run_says_no_money_moved_whatever_succeeded() -> None:
+    """Dummy requests move no money, however many succeeded."""
+    rows = [answered(2, "A-2", 1000), unknown(3, "A-3", 500)]
+
+    report = build_report(make_batch(), make_run(), rows, exit_code=3)
+
+    assert summary_lines(report)[0] == (
+        "popbatch capture, batch 12 (test: dummy requests, no money moved)"
     )
 
 

@@ -199,7 +199,12 @@ def test_a_row_in_flight_when_the_process_died_goes_to_review_and_is_not_resent(
         "1 row was in flight when an earlier run stopped: it may have been "
         "applied, so it is in Review and not sent again",
         *expected_summary(
-            1, resumed.folder, EXIT_REVIEW, succeeded=(4, 4000), review=(1, 1000)
+            1,
+            resumed.folder,
+            EXIT_REVIEW,
+            succeeded=(4, 4000),
+            review=(1, 1000),
+            review_orders=["A-3"],
         ),
     ]
     assert popbatch.received(ORDERS) == dict.fromkeys(ORDERS, 1)
@@ -225,7 +230,12 @@ def test_rows_in_flight_are_counted_in_review_and_the_rest_sent_once(
     assert again.lines == [
         popbatch.finished_text(1),
         *expected_summary(
-            1, again.folder, EXIT_REVIEW, succeeded=(3, 3000), review=(2, 2000)
+            1,
+            again.folder,
+            EXIT_REVIEW,
+            succeeded=(3, 3000),
+            review=(2, 2000),
+            review_orders=["A-3", "A-4"],
         ),
     ]
     assert popbatch.received(ORDERS) == dict.fromkeys(ORDERS, 1)
@@ -282,7 +292,12 @@ def test_resend_unknown_answered_no_at_the_prompt_sends_nothing(
         "2 Review rows are left in Review: not sent again",
         popbatch.finished_text(1),
         *expected_summary(
-            1, declined.folder, EXIT_REVIEW, succeeded=(3, 3000), review=(2, 2000)
+            1,
+            declined.folder,
+            EXIT_REVIEW,
+            succeeded=(3, 3000),
+            review=(2, 2000),
+            review_orders=["A-3", "A-4"],
         ),
     ]
     assert popbatch.received(ORDERS) == dict.fromkeys(ORDERS, 1)

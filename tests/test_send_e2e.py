@@ -78,7 +78,12 @@ def test_case_18_html_pages_go_to_review_and_the_batch_goes_on(
 
     assert ran.exit_code == 3
     assert ran.said == expected_summary(
-        1, ran.folder, EXIT_REVIEW, succeeded=(2, 2000), review=(2, 2000)
+        1,
+        ran.folder,
+        EXIT_REVIEW,
+        succeeded=(2, 2000),
+        review=(2, 2000),
+        review_orders=["HE-002", "HE-004"],
     )
     assert ran.order_ids("succeeded") == ["HE-001", "HE-003"]
     assert reason_and_detail(ran, "review") == {

@@ -587,6 +587,34 @@ def test_summary_says_what_ran_who_ran_it_and_when(written: Path) -> None:
     assert not any("key" in str(row[0]).lower() for row in values(sheet))
 
 
+@pytest.mark.parametrize(
+    ("kept", "banner"),
+    [
+        (
+            (2, 5, 8, 9, 10, 12),
+            "LIVE: real money moved for 4 rows (Succeeded) and may have for 1 more "
+            "(Review).",
+        ),
+        ((2, 5, 10), "LIVE: real money moved for 2 rows (Succeeded)."),
+        ((10, 12, 13), "LIVE: money may have moved for 1 row (Review)."),
+        ((3, 10, 11, 13, 14), "LIVE: no money moved."),
+    ],
+    ids=["succeeded-and-review", "succeeded", "review", "nothing"],
+)
+def test_a_live_summary_says_whether_money_moved(
+    tmp_path: Path, kept: tuple[int, ...], banner: str
+) -> None:
+    """The live banner counts Succeeded rows, and Review rows as possibly moved."""
+    rows = [row for row in case_16_rows() if row.row in kept]
+    folder = tmp_path / "out" / "capture_injection-capture-batch12"
+
+    write_results(make_report(rows, live=True), folder)
+
+    sheet = openpyxl.load_workbook(folder / "results.xlsx")["Summary"]
+    assert values(sheet)[1][0] == banner
+    assert summary_value(sheet, "Mode") == "live"
+
+
 def test_summary_counts_groups_and_codes_and_shows_they_add_up(written: Path) -> None:
     """Rows and yen per group and per result code, with meanings, and the check."""
     sheet = openpyxl.load_workbook(written / "results.xlsx")["Summary"]

@@ -21,6 +21,7 @@ from popbatch.report import (
     describe_duration,
     full_refund_sentence,
     iso_time,
+    live_money_phrase,
 )
 from popbatch.rows import GROUP_ORDER
 
@@ -87,7 +88,7 @@ class SummarySheet:
             formats=[self.title],
         )
         if report.live:
-            self.line("LIVE: these requests moved real money.", formats=[self.loud])
+            self.line(f"LIVE: {live_money_phrase(report)}.", formats=[self.loud])
         else:
             self.line(
                 "TEST: every request carried dummy: true; no money moved.",
