@@ -1,6 +1,6 @@
 """Looking after batches in the journal: status, rebuilt results, settled rows.
 
-``popbatch status`` lists batches and their rows per state, ``popbatch
+``popbatch status`` lists batches and their rows per result group, ``popbatch
 report`` rebuilds a results folder from the journal alone, and ``popbatch
 resolve`` settles a Review row once a person has checked it in the
 merchant portal (the journal keeps who, when and why).
@@ -25,20 +25,7 @@ from popbatch.errors import (
 from popbatch.io.writers import results_folder_name, write_results
 from popbatch.journal import Journal, JournalLock
 from popbatch.report import build_report, reporting_run
-from popbatch.rows import BatchRecord, Group, RowRecord, RowState
-
-_STATE_ORDER = (
-    RowState.SUCCEEDED,
-    RowState.FAILED,
-    RowState.UNKNOWN,
-    RowState.IN_FLIGHT,
-    RowState.RESOLVED,
-    RowState.PLANNED,
-    RowState.PENDING,
-    RowState.SKIPPED,
-    RowState.REJECTED,
-)
-
+from popbatch.rows import GROUP_ORDER, BatchRecord, Group, RowRecord, RowState, group_of
 
 # Skipped rows that need a person: a refund refused as a repeat or as more
 # than popbatch captured, and a row that asks for something else than what
@@ -94,22 +81,35 @@ def status_lines(journal_path: Path, batch_id: int | None) -> list[str]:
             batches = journal.list_batches()
             if not batches:
                 return [f"no batches in {journal_path}"]
-            return [_batch_line(batch, journal.counts(batch.id)) for batch in batches]
+            return [
+                _batch_line(batch, _group_counts(journal, batch)) for batch in batches
+            ]
         return _batch_detail(journal, journal.get_batch(batch_id))
     finally:
         journal.close()
 
 
-def _counts_text(counts: dict[RowState, int]) -> str:
-    parts = [
-        f"{state.value} {counts[state]:,}"
-        for state in _STATE_ORDER
-        if counts.get(state)
-    ]
+def _group_counts(journal: Journal, batch: BatchRecord) -> dict[Group, int]:
+    """How many rows of the batch are in each result group, as the results say.
+
+    A state maps to its group as the report maps it (``rows.group_of``); a
+    resolved row lands where the person put it, so those few are read.
+    """
+    counts = dict.fromkeys(GROUP_ORDER, 0)
+    for state, count in journal.counts(batch.id).items():
+        if state is not RowState.RESOLVED:
+            counts[group_of(state)] += count
+    for row in journal.rows(batch.id, states=(RowState.RESOLVED,)):
+        counts[row.group] += 1
+    return counts
+
+
+def _counts_text(counts: dict[Group, int]) -> str:
+    parts = [f"{group} {counts[group]:,}" for group in GROUP_ORDER if counts[group]]
     return ", ".join(parts) or "no rows"
 
 
-def _batch_line(batch: BatchRecord, counts: dict[RowState, int]) -> str:
+def _batch_line(batch: BatchRecord, counts: dict[Group, int]) -> str:
     mode = "LIVE" if batch.live else "test"
     if batch.finished_at is not None:
         done = f"finished exit {batch.exit_code}"
@@ -123,7 +123,7 @@ def _batch_line(batch: BatchRecord, counts: dict[RowState, int]) -> str:
 
 
 def _batch_detail(journal: Journal, batch: BatchRecord) -> list[str]:
-    counts = journal.counts(batch.id)
+    counts = _group_counts(journal, batch)
     lines = [
         f"batch {batch.id}: {batch.operation}, {'LIVE' if batch.live else 'test'}, "
         f"{batch.endpoint}",

@@ -59,7 +59,7 @@ def iso(moment: datetime | None) -> str:
 # --- status -------------------------------------------------------------------------
 
 
-def test_status_lists_every_batch_with_its_rows_per_state(
+def test_status_lists_every_batch_with_its_rows_per_result_group(
     popbatch: Popbatch, with_review: Run, sandbox: SandboxServer
 ) -> None:
     """One line per batch: when, operation, mode, file, how it ended, its counts."""
@@ -72,10 +72,26 @@ def test_status_lists_every_batch_with_its_rows_per_state(
     assert status.exit_code == 0
     assert status.stdout.splitlines() == [
         f"batch 1  {iso(first.created_at)}  capture test  february.csv  finished "
-        "exit 3  (succeeded 2, failed 1, unknown 1)",
+        "exit 3  (Succeeded 2, Failed 1, Review 1)",
         f"batch 2  {iso(second.created_at)}  capture test  march.csv  finished "
-        "exit 0  (succeeded 1)",
+        "exit 0  (Succeeded 1)",
     ]
+
+
+def test_status_counts_a_resolved_row_in_the_group_the_person_chose(
+    popbatch: Popbatch, with_review: Run
+) -> None:
+    """Resolved as failed is Failed, as the results say; Skipped and Rejected too."""
+    popbatch.command("resolve", "1", "A-3", "--failed", "--note", "not in portal")
+    later = popbatch.write_csv("february-2.csv", [("A-1", 1000), ("A 9", 1000)])
+    popbatch.run("capture", later, "--skip-invalid")
+
+    status = popbatch.command("status")
+
+    lines = status.stdout.splitlines()
+    assert status.exit_code == 0
+    assert lines[0].endswith("finished exit 3  (Succeeded 2, Failed 2)")
+    assert lines[1].endswith("february-2.csv  finished exit 1  (Rejected 1, Skipped 1)")
 
 
 def test_status_of_one_batch_names_its_runs_and_its_review_rows(
@@ -92,7 +108,7 @@ def test_status_of_one_batch_names_its_runs_and_its_review_rows(
     assert status.stdout.splitlines() == [
         f"batch 1: capture, test, {popbatch.sandbox.base_url}",
         f"input: {popbatch.root / 'february.csv'} (sha256 {batch.input_sha256})",
-        "rows: succeeded 2, failed 1, unknown 1",
+        "rows: Succeeded 2, Failed 1, Review 1",
         f"run 1: {iso(run.started_at)} to {iso(run.finished_at)} by "
         f"{current_user()}@{socket.gethostname()}, popbatch {__version__}, exit 3",
         f"Review: row 4 order_id A-3: {review.outcome.detail}",
@@ -186,7 +202,7 @@ def test_status_shows_a_row_in_flight_of_a_killed_run(
     run = Journal.open(popbatch.journal).runs(1)[0]
     assert status.exit_code == 0
     lines = status.stdout.splitlines()
-    assert lines[2] == "rows: succeeded 1, in_flight 1, planned 2"
+    assert lines[2] == "rows: Succeeded 1, Review 1, Pending 2"
     assert lines[3] == (
         f"run 1: {iso(run.started_at)} to - by {current_user()}@"
         f"{socket.gethostname()}, popbatch {__version__}, exit -"

@@ -443,7 +443,7 @@ def test_validate_status_and_report_read_the_config_file_too(ws):
     assert (ws.root / "checked" / "bad-capture-validate" / "rejected.csv").exists()
     assert status.stdout.startswith("batch 1  ")
     assert status.stdout.endswith(
-        "  capture test  one.csv  finished exit 0  (succeeded 1)\n"
+        "  capture test  one.csv  finished exit 0  (Succeeded 1)\n"
     )
     folder = ws.root / "checked" / "one-capture-batch1"
     assert (rebuilt.exit_code, rebuilt.stdout) == (0, f"{folder}\n")

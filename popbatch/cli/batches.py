@@ -97,11 +97,11 @@ def validate(
     ctx.exit(int(ExitCode.OK))
 
 
-@click.command(short_help="List batches and their rows per state.")
+@click.command(short_help="List batches and their rows per result group.")
 @click.argument("batch", type=int, required=False)
 @journal_options
 def status(batch: int | None, journal: Path | None, config: Path | None) -> None:
-    """List batches and their rows per state (or one BATCH in detail)."""
+    """List batches and their rows per result group (or one BATCH in detail)."""
     from popbatch import batches
 
     path = settings_from({"journal": journal, "config": config}).journal
