@@ -10,6 +10,7 @@ defaults.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -110,6 +111,53 @@ class AmountType(_IntParamType):
             )
 
 
+# The slowest --rate, and the longest wait an option may ask for: an hour is
+# far past any answer POP gives or any Retry-After it sends.
+MIN_RATE = 0.001
+MAX_WAIT_S = 3600.0
+
+
+class FiniteFloatRange(click.FloatRange):
+    """A number in a range, refusing nan, inf and -inf, which no option can mean.
+
+    click's FloatRange lets nan through (it compares false with any bound)
+    and inf past an open top; either would reach a timer or a socket and
+    stop the run on an error that is not the user's.
+    """
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        number = click.FLOAT.convert(value, param, ctx)
+        if not math.isfinite(number):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return super().convert(number, param, ctx)
+
+
+class RateType(FiniteFloatRange):
+    """Requests per second: 0 (no limit), or from MIN_RATE up.
+
+    A smaller rate spaces two requests by more than a quarter of an hour,
+    which nobody means, and a tiny one overflows the timer that waits.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(min=0)
+
+    def convert(
+        self, value: Any, param: click.Parameter | None, ctx: click.Context | None
+    ) -> float:
+        rate = super().convert(value, param, ctx)
+        if 0 < rate < MIN_RATE:
+            self.fail(
+                f"{value!r} is too slow: give 0 (no limit) or at least {MIN_RATE:g} "
+                "requests per second.",
+                param,
+                ctx,
+            )
+        return rate
+
+
 _JOURNAL_HELP = (
     "Journal file. [env POPBATCH_JOURNAL; config journal; default: "
     "popbatch/journal.sqlite3 under $XDG_STATE_HOME or ~/.local/state]"
@@ -157,7 +205,7 @@ def config_option(function: F) -> F:
 
 def run_options(function: F) -> F:
     """The options of the four operation commands (capture, cancel, ...)."""
-    seconds = click.FloatRange(min=0.1)
+    seconds = FiniteFloatRange(min=0.1, max=MAX_WAIT_S)
     options = [
         click.argument("file", type=click.Path(path_type=Path)),
         click.option(
@@ -229,9 +277,10 @@ def run_options(function: F) -> F:
         journal_option,
         click.option(
             "--rate",
-            type=click.FloatRange(min=0),
+            type=RateType(),
             metavar="N",
-            help="Requests per second over all workers; 0 for no limit. "
+            help="Requests per second over all workers (0.001 or more); 0 for no "
+            "limit. "
             f"[config rate; default: {DEFAULT_RATE:g}]",
         ),
         click.option(
@@ -259,7 +308,7 @@ def run_options(function: F) -> F:
         ),
         click.option(
             "--max-retry-wait",
-            type=click.FloatRange(min=0),
+            type=FiniteFloatRange(min=0, max=MAX_WAIT_S),
             default=RetrySettings().retry_after_ceiling,
             show_default=True,
             metavar="SECONDS",
