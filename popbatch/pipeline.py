@@ -403,6 +403,8 @@ def _rule_lines(
                     differ="differs" if one else "differ",
                     were=_were(len(found)),
                     them=_them(len(found)),
+                    they="it" if one else "they",
+                    are=_are(len(found)),
                 )
             )
     held = reasons.get("order_in_review", [])
@@ -419,7 +421,9 @@ _SKIP_TEXTS = {
     ),
     "repeat_refund": (
         "{count} would repeat a refund that already succeeded (same order, same "
-        "amount) and {were} not sent ({rows}): --allow-repeat sends {them}"
+        "amount) and {were} not sent ({rows}): if this file was re-run or "
+        "corrected, {they} {are} already done and there is nothing to do; only for "
+        "a second, separate refund of the same amount, --allow-repeat sends {them}"
     ),
     "refund_exceeds_capture": (
         "{count} would refund more than popbatch captured for the order and "

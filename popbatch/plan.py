@@ -261,8 +261,10 @@ def _judge_refund(
                 Problem(
                     "repeat_refund",
                     f"a refund of {row.amount:,} for this order already succeeded in "
-                    f"batch {repeats[0].batch_id} (row {repeats[0].row}); a second "
-                    "one refunds twice: not sent (--allow-repeat sends it)",
+                    f"batch {repeats[0].batch_id} (row {repeats[0].row}), so this one "
+                    "was not sent: if this file was re-run or corrected, it is already "
+                    "done; only for a second, separate refund of the same amount, "
+                    "--allow-repeat sends it",
                     column="amount",
                     value=str(row.amount),
                 ),

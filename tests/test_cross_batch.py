@@ -266,7 +266,9 @@ def test_a_partial_refund_repeating_an_earlier_one_is_refused_unless_allowed(
     assert refused.lines == [
         "sending 1 row",
         "1 row would repeat a refund that already succeeded (same order, same "
-        "amount) and was not sent (row 2): --allow-repeat sends it",
+        "amount) and was not sent (row 2): if this file was re-run or corrected, it "
+        "is already done and there is nothing to do; only for a second, separate "
+        "refund of the same amount, --allow-repeat sends it",
         *expected_summary(
             2,
             refused.folder,
@@ -277,8 +279,10 @@ def test_a_partial_refund_repeating_an_earlier_one_is_refused_unless_allowed(
         ),
     ]
     assert reasons(popbatch, 2) == {
-        "R-1": "a refund of 500 for this order already succeeded in batch 1 (row 2); "
-        "a second one refunds twice: not sent (--allow-repeat sends it)"
+        "R-1": "a refund of 500 for this order already succeeded in batch 1 (row 2), "
+        "so this one was not sent: if this file was re-run or corrected, it is "
+        "already done; only for a second, separate refund of the same amount, "
+        "--allow-repeat sends it"
     }
     assert popbatch.received(["R-1", "R-2"]) == {"R-1": 1, "R-2": 2}
 

@@ -112,11 +112,18 @@ def test_case_15_the_same_refunds_re_saved_are_skipped_not_sent(
 
     assert run.exit_code == 1, run.stderr
     assert popbatch.sandbox.received() == 3
+    assert run.said[0] == (
+        "3 rows would repeat a refund that already succeeded (same order, same "
+        "amount) and were not sent (rows 2, 3, 4): if this file was re-run or "
+        "corrected, they are already done and there is nothing to do; only for a "
+        "second, separate refund of the same amount, --allow-repeat sends them"
+    )
     skipped = run.column("Skipped", "reason")
     assert skipped == {
         order_id: f"a refund of {amount} for this order already succeeded in batch "
-        f"1 (row {row}); a second one refunds twice: not sent (--allow-repeat sends "
-        "it)"
+        f"1 (row {row}), so this one was not sent: if this file was re-run or "
+        "corrected, it is already done; only for a second, separate refund of the "
+        "same amount, --allow-repeat sends it"
         for order_id, amount, row in (
             ("RF-001", "1,000", 2),
             ("RF-002", "500", 3),
