@@ -27,7 +27,12 @@ from popbatch.errors import (
 )
 from popbatch.io.normalise import escape_invisible, quote
 from popbatch.io.readers import read_input
-from popbatch.io.writers import CsvOut, results_folder_name, write_results
+from popbatch.io.writers import (
+    CsvOut,
+    check_results_folder,
+    results_folder_name,
+    write_results,
+)
 from popbatch.journal import Journal, JournalLock, RowUpdate, batch_key
 from popbatch.operations import OPERATIONS, Operation
 from popbatch.plan import check_control_totals, judge_row, plan_rows
@@ -147,6 +152,10 @@ def run_batch(
 
     with _locked_journal(options.journal_path) as journal:
         batch, created = _find_or_plan_batch(journal, operation, validation, options)
+        folder = options.out_dir / results_folder_name(batch)
+        check_results_folder(
+            folder, batch, journal=journal.path, outcome="nothing was sent"
+        )
         return _send_and_report(
             journal, batch, created, operation, options, key, hooks, stop
         )
@@ -358,7 +367,9 @@ def _send_and_report(
 
     report = build_report(batch, run, final_rows, exit_code=exit_code)
     folder = options.out_dir / results_folder_name(batch)
-    write_results(report, folder, csv_encoding=options.csv_encoding)
+    write_results(
+        report, folder, csv_encoding=options.csv_encoding, journal=journal.path
+    )
     logger.info(
         "batch=%d done exit=%d sent=%d results=%s",
         batch.id,

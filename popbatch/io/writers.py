@@ -24,6 +24,15 @@ read is not what was typed, so written back it would be sent unchanged. Review
 rows are left out on purpose (they may have been processed: sending them
 again could charge or refund twice), and so are Pending rows (running the
 original command again resumes them) and Skipped rows (already done).
+
+Batch numbers count per journal, so two journals (a cron job's and a
+person's) writing under the same output folder can each have a batch 3 of
+the same file. summary.json therefore records which journal (its real path)
+and which batch (id, operation, test or live, the input's SHA-256 and when
+the batch was planned) the folder holds, and a folder is replaced only when
+it holds the same batch: another journal's or another batch's results, or a
+folder that does not say whose it is, are never replaced (OutputError,
+exit 73). An empty folder has nothing to lose and is replaced.
 """
 
 from __future__ import annotations
@@ -40,6 +49,7 @@ import shutil
 import time
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -66,8 +76,10 @@ logger = logging.getLogger(__name__)
 __all__ = [
     "RETRY_GROUPS",
     "CsvOut",
+    "FolderOwner",
     "WorkbookLimits",
     "check_csv_encoding",
+    "check_results_folder",
     "results_folder_name",
     "write_results",
 ]
@@ -105,12 +117,141 @@ def check_csv_encoding(name: str) -> str:
         ) from None
 
 
+@dataclass(frozen=True, slots=True)
+class FolderOwner:
+    """The journal and batch a results folder belongs to (summary.json's ``owner``).
+
+    Args:
+        journal: the journal's real path (symlinks followed); None when the
+            writer was not told which journal the batch came from.
+        planned_at: when the journal planned the batch, ISO 8601: with the
+            id, it tells apart the batches of two journals that share an
+            input file.
+    """
+
+    journal: str | None
+    batch_id: int
+    operation: str
+    live: bool
+    input_sha256: str
+    planned_at: str
+
+    @classmethod
+    def of(cls, batch: BatchRecord, journal: Path | None) -> FolderOwner:
+        """The owner of ``batch``'s results, written from ``journal``."""
+        return cls(
+            journal=os.path.realpath(journal) if journal is not None else None,
+            batch_id=batch.id,
+            operation=batch.operation,
+            live=batch.live,
+            input_sha256=batch.input_sha256,
+            planned_at=batch.created_at.isoformat(),
+        )
+
+    @classmethod
+    def from_summary(cls, facts: Any) -> FolderOwner | None:
+        """The owner that a summary.json's facts name; None when they name none."""
+        owner = facts.get("owner") if isinstance(facts, dict) else None
+        if not isinstance(owner, dict):
+            return None
+        try:
+            found = cls(**owner)
+        except TypeError:
+            return None
+        if found.journal is not None and not isinstance(found.journal, str):
+            return None
+        return found
+
+    def as_dict(self) -> dict[str, Any]:
+        """The owner as summary.json records it."""
+        return {
+            "journal": self.journal,
+            "batch_id": self.batch_id,
+            "operation": self.operation,
+            "live": self.live,
+            "input_sha256": self.input_sha256,
+            "planned_at": self.planned_at,
+        }
+
+    def same_batch(self, other: FolderOwner) -> bool:
+        """Whether ``other`` names this batch; journals count when both are known."""
+        if self.journal and other.journal and self.journal != other.journal:
+            return False
+        return replace(self, journal=None) == replace(other, journal=None)
+
+
+_FOLDER_HINT = "Use another --out, or move that folder away."
+
+
+def check_results_folder(
+    folder: Path,
+    batch: BatchRecord,
+    *,
+    journal: Path | None,
+    outcome: str = "nothing was written",
+    hint: str = _FOLDER_HINT,
+) -> FolderOwner | None:
+    """Refuse to replace a results folder that holds another batch's results.
+
+    Returns the owner that the folder's summary.json names (None when there
+    is no folder, or an empty one).
+
+    Args:
+        journal: the journal ``batch`` comes from.
+        outcome: what the refusal means, ending its message: "nothing was
+            sent" before a run sends.
+
+    Raises:
+        OutputError: the folder belongs to another journal or batch, or does
+            not say whose it is (exit 73).
+    """
+    ours = FolderOwner.of(batch, journal)
+    if folder.is_symlink() or not folder.is_dir():
+        return None
+    where = f"the results folder {str(folder)!r}"
+    summary = folder / "summary.json"
+    try:
+        facts = json.loads(summary.read_text("utf-8"))
+    except FileNotFoundError:
+        if not any(folder.iterdir()):
+            return None
+        raise OutputError(
+            f"{where} holds files but no summary.json saying which batch they "
+            f"belong to; {outcome}",
+            hint=hint,
+        ) from None
+    except (OSError, ValueError):
+        facts = None
+
+    theirs = FolderOwner.from_summary(facts)
+    if theirs is None:
+        raise OutputError(
+            f"{where} has no summary.json naming its journal and batch (an older "
+            f"popbatch, or something else, wrote it); {outcome}",
+            hint=hint,
+        )
+    if ours.same_batch(theirs):
+        return theirs
+    if theirs.journal and ours.journal and theirs.journal != ours.journal:
+        raise OutputError(
+            f"{where} holds batch {theirs.batch_id} of another journal "
+            f"({theirs.journal!r}); {outcome}",
+            hint=hint,
+        )
+    raise OutputError(
+        f"{where} holds another batch {theirs.batch_id} ({theirs.operation}, "
+        f"planned {theirs.planned_at}); {outcome}",
+        hint=hint,
+    )
+
+
 def write_results(
     report: Report,
     folder: Path,
     *,
     csv_encoding: str = "utf-8-sig",
     limits: WorkbookLimits | None = None,
+    journal: Path | None = None,
 ) -> Path:
     """Write the results of ``report`` into ``folder``, atomically, and return it.
 
@@ -123,19 +264,39 @@ def write_results(
         csv_encoding: the encoding of the group CSVs (retry.csv keeps the
             input's own).
         limits: sheet and memory limits (tests shrink them).
+        journal: the journal the batch comes from, recorded in summary.json
+            (see ``check_results_folder``).
 
     Raises:
-        OutputError: a file or folder cannot be written; names the path.
+        OutputError: a file or folder cannot be written, or the folder holds
+            another batch's results; names the path.
         UsageError: ``csv_encoding`` is not an encoding.
     """
     check_csv_encoding(csv_encoding)
+    batch = report.batch
+    hint = (
+        f"Use another --out (popbatch report {batch.id} --out DIR writes this "
+        "batch's results from its journal), or move that folder away."
+    )
+    found = check_results_folder(folder, batch, journal=journal, hint=hint)
+    owner = FolderOwner.of(batch, journal)
+    if owner.journal is None and found is not None:
+        owner = replace(owner, journal=found.journal)
+
     staging = _make_staging(folder)
     try:
         with _collector_paused():
             _write_files(
-                report, staging, folder, csv_encoding, limits or WorkbookLimits()
+                report,
+                staging,
+                folder,
+                csv_encoding,
+                limits or WorkbookLimits(),
+                owner,
             )
         _sync_folder(staging)
+        # Checked again: another run may have written the folder meanwhile.
+        check_results_folder(folder, batch, journal=journal, hint=hint)
         _put_in_place(staging, folder)
     except (OSError, XlsxWriterException) as exc:
         shutil.rmtree(staging, ignore_errors=True)
@@ -276,6 +437,7 @@ def _write_files(
     final: Path,
     csv_encoding: str,
     limits: WorkbookLimits,
+    owner: FolderOwner,
 ) -> None:
     notices = list(report.notices)
     layouts = {group: group_layout(report, group) for group in GROUP_ORDER}
@@ -305,6 +467,7 @@ def _write_files(
     facts = summary_dict(report, folder=final)
     facts["retry_file"] = (retry[0] or None) if retry is not None else None
     facts["notices"] = notices
+    facts["owner"] = owner.as_dict()
     _write_summary_json(facts, staging / "summary.json")
 
 
