@@ -936,8 +936,10 @@ def test_retry_csv_keeps_a_tab_delimiter_and_utf16(tmp_path: Path) -> None:
     ]
 
 
-def test_retry_xlsx_holds_the_cells_as_text_on_the_inputs_sheet(tmp_path: Path) -> None:
-    """An Excel input gets retry.xlsx: its sheet name, its headers, every cell text."""
+def test_retry_xlsx_holds_text_and_number_amounts_on_the_inputs_sheet(
+    tmp_path: Path,
+) -> None:
+    """An Excel input gets retry.xlsx: its sheet name, its headers, text but amounts."""
     report = make_report(input_kind="xlsx", encoding=None, delimiter=None, sheet="注文")
 
     folder = write_results(report, tmp_path / "res")
@@ -947,16 +949,20 @@ def test_retry_xlsx_holds_the_cells_as_text_on_the_inputs_sheet(tmp_path: Path) 
     sheet = book["注文"]
     assert values(sheet) == [
         ("order_id", "amount", "memo"),
-        (HYPERLINK, "1000", "id-formula"),
-        ("@SUM(1+1)", "1000", "id-at"),
-        ("+81300000000", "1000", "id-plus"),
+        (HYPERLINK, 1000, "id-formula"),
+        ("@SUM(1+1)", 1000, "id-at"),
+        ("+81300000000", 1000, "id-plus"),
         ("INJ-006", "=1+1", "amount-formula"),
-        ("INJ-010", "2000", "カード不良"),
-        ("INJ-011", "3000", None),
+        ("INJ-010", 2000, "カード不良"),
+        ("INJ-011", 3000, None),
     ]
     assert {
-        cell.data_type for row in sheet.iter_rows() for cell in row if cell.value
-    } == {"s"}
+        (cell.column_letter, cell.data_type)
+        for row in sheet.iter_rows(min_row=2)
+        for cell in row
+        if cell.value
+    } == {("A", "s"), ("B", "n"), ("B", "s"), ("C", "s")}
+    assert sheet["B5"].data_type == "s"
     assert not (folder / "retry.csv").exists()
 
 

@@ -584,6 +584,8 @@ def _write_retry(
     width = len(batch.headers)
     cells = [_padded(row.cells, width) for row in rows]
     if batch.input_kind == "xlsx":
+        # An amount Excel held as a number goes back as one; ids stay text.
+        amount = batch.columns.get("amount")
         name = "retry.xlsx"
         write_text_workbook(
             staging / name,
@@ -592,6 +594,7 @@ def _write_retry(
             cells,
             tmpdir=staging,
             notes=notes,
+            number_columns=frozenset({amount}) if amount is not None else frozenset(),
         )
     else:
         name = "retry.csv"

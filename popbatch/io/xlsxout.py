@@ -38,6 +38,7 @@ from xlsxwriter.format import Format
 from xlsxwriter.worksheet import Worksheet
 
 from popbatch.io.layout import Cell, Kind, Layout
+from popbatch.io.numfmt import number_text
 
 EXCEL_MAX_ROWS = 1_048_576
 EXCEL_MAX_TEXT = 32_767
@@ -322,6 +323,30 @@ class GroupSheets:
                 sheet.write_string(row, col, text, cell_format)
 
 
+# A number as popbatch's reader writes an Excel number cell: no sign but a
+# minus, no leading zero, no separators, no exponent, at most 15 digits.
+_NUMBER_TEXT = re.compile(r"-?(?:0|[1-9][0-9]{0,14})(?:\.[0-9]{1,15})?")
+
+
+def number_of(text: str) -> int | float | None:
+    """The number whose cell popbatch's reader reads as ``text``; None for other text.
+
+    ``text`` must be exactly that reading (``1000``, not ``1000.0`` or
+    ``01000``), so that the number, read back, gives the same text.
+    """
+    if not _NUMBER_TEXT.fullmatch(text):
+        return None
+    if "." not in text:
+        whole = int(text)
+        return whole if str(whole) == text else None  # not "-0"
+    number = float(text)
+    shown, whole, too_long = number_text(text)
+    if whole or too_long or shown != text:
+        return None
+
+    return number
+
+
 def write_text_workbook(
     path: Path,
     sheet_name: str,
@@ -330,12 +355,21 @@ def write_text_workbook(
     *,
     tmpdir: Path,
     notes: WritingNotes,
+    number_columns: frozenset[int] = frozenset(),
 ) -> None:
-    """A plain workbook of text cells (retry.xlsx): a header row, then the rows.
+    """A plain workbook (retry.xlsx): a header row, then the rows.
 
     The cells as read are all text (a reader's text of an Excel number is
-    its digits), so every one is written as a string, keeping ids such as
-    ``000123`` whole; popbatch reads a text amount like a typed one.
+    its digits), so each is written as a string, keeping ids such as
+    ``000123`` whole, except in ``number_columns``: there a text that is a
+    number as popbatch's reader writes one (``5000``, ``-20``, ``1000.5``;
+    not ``05000``, ``1,000`` or ``5000.0``) is written as a number, so that
+    an amount column stays numbers that Excel can sum. Either reads back as
+    the same text.
+
+    Args:
+        number_columns: 0-based positions of the columns whose numbers are
+            written as numbers (the amount column).
     """
     book = xlsxwriter.Workbook(
         str(path),
@@ -351,6 +385,10 @@ def write_text_workbook(
     for row, values in enumerate([headers, *rows]):
         for col, value in enumerate(values):
             if value is None or value == "":
+                continue
+            number = number_of(str(value)) if row and col in number_columns else None
+            if number is not None:
+                sheet.write_number(row, col, number)
                 continue
             text = excel_text(str(value), notes)
             if text.startswith("<r>") and text.endswith("</r>"):

@@ -213,7 +213,10 @@ def test_variant_full_width_memo_round_trips_through_retry_csv(
 def test_variant_workbook_input_gives_a_retry_workbook_without_formulas(
     popbatch: Popbatch, tmp_path: Path
 ) -> None:
-    """An .xlsx with =, @ and - texts: retry.xlsx holds them as text, read back the same."""
+    """An .xlsx with =, @ and - texts: retry.xlsx holds them as text, read back the same.
+
+    The amounts were numbers in the input, and are numbers in retry.xlsx.
+    """
     book = openpyxl.Workbook()
     sheet = book.active
     sheet.title = "orders"
@@ -234,8 +237,8 @@ def test_variant_workbook_input_gives_a_retry_workbook_without_formulas(
     assert formula_cells(retry) == []
     assert formula_elements(retry) == []
     assert sheet_rows(openpyxl.load_workbook(retry)["orders"]) == [
-        {"order_id": "-X-1", "amount": "1000", "memo": "=1+1"},
-        {"order_id": "X-2", "amount": "1000", "memo": "@SUM(A1)"},
+        {"order_id": "-X-1", "amount": 1000, "memo": "=1+1"},
+        {"order_id": "X-2", "amount": 1000, "memo": "@SUM(A1)"},
     ]
     assert read_input(retry).cells.values.tolist() == [
         ["-X-1", "1000", "=1+1"],
