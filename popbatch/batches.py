@@ -215,7 +215,10 @@ def rebuild_results(
     )
     report = build_report(batch, reporting_run(runs, rows), rows, exit_code=exit_code)
     return write_results(
-        report, out_dir / results_folder_name(batch), csv_encoding=csv_encoding
+        report,
+        out_dir / results_folder_name(batch),
+        csv_encoding=csv_encoding,
+        journal=journal_path,
     )
 
 

@@ -9,6 +9,7 @@ defaults here. The server key is never a setting: it comes from
 from __future__ import annotations
 
 import base64
+import math
 import os
 import stat
 import tomllib
@@ -328,7 +329,7 @@ def _checked_settings(target: Path, settings: Mapping[str, Any]) -> dict[str, An
     for name, value in settings.items():
         if name == "endpoint" and isinstance(value, str) and value.strip():
             checked[name] = value.strip()
-        elif name == "rate" and _is_number(value) and value >= 0:
+        elif name == "rate" and _is_number(value) and _is_rate(float(value)):
             checked[name] = float(value)
         elif (
             name == "concurrency"
@@ -351,11 +352,20 @@ def _is_number(value: object) -> bool:
     return isinstance(value, int | float) and not isinstance(value, bool)
 
 
+def _is_rate(rate: float) -> bool:
+    """Whether ``rate`` can be a rate: 0 (no limit), or finite and at least MIN_RATE."""
+    return rate == 0 or (math.isfinite(rate) and rate >= MIN_RATE)
+
+
 MAX_CONCURRENCY = 64
+
+MIN_RATE = 0.001
+"""The slowest rate (requests per second): slower spaces two requests by more
+than a quarter of an hour, which nobody means, and overflows the timer."""
 
 _SETTING_KINDS = {
     "endpoint": 'a URL in quotes, e.g. "https://pay3.veritrans.co.jp/pop/v1"',
-    "rate": "a number of requests per second, 0 or more (0: no limit)",
+    "rate": (f"a number of requests per second, 0 (no limit) or from {MIN_RATE:g} up"),
     "concurrency": f"a whole number from 1 to {MAX_CONCURRENCY}",
     "journal": "a file path in quotes",
     "out": "a folder path in quotes",

@@ -186,11 +186,17 @@ def test_an_unknown_setting_is_refused_with_the_allowed_names(tmp_path):
     )
 
 
+RATE_RULE = "a number of requests per second, 0 (no limit) or from 0.001 up"
+
+
 @pytest.mark.parametrize(
     ("line", "rule"),
     [
-        ('rate = "fast"', "a number of requests per second, 0 or more (0: no limit)"),
-        ("rate = -1", "a number of requests per second, 0 or more (0: no limit)"),
+        ('rate = "fast"', RATE_RULE),
+        ("rate = -1", RATE_RULE),
+        ("rate = inf", RATE_RULE),
+        ("rate = nan", RATE_RULE),
+        ("rate = 0.0001", RATE_RULE),
         ("concurrency = 0", "a whole number from 1 to 64"),
         ("concurrency = 2.5", "a whole number from 1 to 64"),
         ("concurrency = true", "a whole number from 1 to 64"),
@@ -420,8 +426,8 @@ def test_a_bad_setting_exits_78(ws):
     assert result.exit_code == 78
     assert result.stderr == (
         f"Error: the config file {str(ws.root / 'popbatch.toml')!r} sets rate = "
-        "'fast'; rate must be a number of requests per second, 0 or more "
-        "(0: no limit)\n"
+        "'fast'; rate must be a number of requests per second, 0 (no limit) or "
+        "from 0.001 up\n"
     )
 
 

@@ -83,3 +83,18 @@ def test_the_bounds_themselves_are_accepted(ws: Popbatch) -> None:
     )
 
     assert (result.exit_code, result.output) == (0, "")
+
+
+@pytest.mark.parametrize(
+    "option", ["--latency", "--latency-max", "--fault-503", "--hang-limit"]
+)
+def test_a_sandbox_number_option_that_is_not_finite_is_bad_usage(
+    ws: Popbatch, option: str
+) -> None:
+    """The sandbox's delays and fault rates refuse nan before it listens."""
+    result = ws.invoke("sandbox", option, "nan")
+
+    assert result.exit_code == 2
+    assert result.stderr.endswith(
+        f"Error: Invalid value for '{option}': 'nan' is not a finite number.\n"
+    )

@@ -158,11 +158,10 @@ def test_report_from_another_journal_is_refused_and_leaves_the_folder(
     )
 
     assert report.exit_code == 73
-    assert report.lines[0].startswith(
-        f"Error: the results folder {str(first.folder)!r} holds another batch 1 "
-        "(capture, planned "
+    assert report.lines[0] == (
+        f"Error: the results folder {str(first.folder)!r} holds batch 1 of another "
+        f"journal ({real(popbatch.journal)!r}); nothing was written"
     )
-    assert report.lines[0].endswith("); nothing was written")
     assert report.lines[1:] == [
         "Use another --out (popbatch report 1 --out DIR writes this batch's results "
         "from its journal), or move that folder away."

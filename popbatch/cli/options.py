@@ -23,6 +23,7 @@ from popbatch.config import (
     DEFAULT_ENDPOINT,
     DEFAULT_RATE,
     MAX_CONCURRENCY,
+    MIN_RATE,
     ControlTotals,
     ReadOptions,
     RetrySettings,
@@ -111,9 +112,8 @@ class AmountType(_IntParamType):
             )
 
 
-# The slowest --rate, and the longest wait an option may ask for: an hour is
-# far past any answer POP gives or any Retry-After it sends.
-MIN_RATE = 0.001
+# The longest wait an option may ask for: an hour is far past any answer
+# POP gives or any Retry-After it sends. The slowest --rate is MIN_RATE.
 MAX_WAIT_S = 3600.0
 
 

@@ -12,7 +12,7 @@ from typing import Any
 
 import click
 
-from popbatch.cli.options import F, logging_options
+from popbatch.cli.options import F, FiniteFloatRange, logging_options
 from popbatch.cli.output import setup_logging
 
 # Command-line rate option -> popbatch.sandbox.Faults field.
@@ -45,8 +45,8 @@ _SANDBOX_RATES = {
 
 def _sandbox_options(function: F) -> F:
     """The options of ``popbatch sandbox``: where, what, and which faults."""
-    rate = click.FloatRange(0.0, 1.0)
-    seconds = click.FloatRange(min=0.0)
+    rate = FiniteFloatRange(0.0, 1.0)
+    seconds = FiniteFloatRange(min=0.0)
     file = click.Path(dir_okay=False, path_type=Path)
     options = [
         click.option(
@@ -167,7 +167,7 @@ def _sandbox_options(function: F) -> F:
         click.option(
             "--hang-limit",
             default=600.0,
-            type=click.FloatRange(min=0.1),
+            type=FiniteFloatRange(min=0.1),
             show_default=True,
             help="Seconds a hung connection is held at most.",
         ),
