@@ -39,6 +39,7 @@ from popbatch.plan import check_control_totals, judge_row, plan_rows
 from popbatch.report import (
     Report,
     build_report,
+    journal_option,
     name_rows,
     reporting_run,
     summary_lines,
@@ -378,7 +379,7 @@ def _send_and_report(
         folder,
     )
     lines += _rule_lines(journal, batch, final_rows)
-    lines += summary_lines(report, folder=folder)
+    lines += summary_lines(report, folder=folder, journal=journal.path)
     return RunResult(batch, report, folder, exit_code, sent=sender.sent, lines=lines)
 
 
@@ -465,8 +466,8 @@ def _held_line(journal: Journal, batch: BatchRecord, held: list[RowRecord]) -> s
         f"{_count(len(held), 'row')} {_are(len(held))} held (Pending) while the "
         f"same order is in Review in batch{'es' if len(waited) > 1 else ''} "
         f"{batches} ({listed}): check {_them(len(held))} in the merchant portal, "
-        "settle with 'popbatch resolve BATCH ORDER_ID --succeeded|--failed --note "
-        "TEXT', then run this command again"
+        f"settle with 'popbatch resolve BATCH{journal_option(journal.path)} "
+        "ORDER_ID --succeeded|--failed --note TEXT', then run this command again"
     )
 
 

@@ -15,6 +15,8 @@ apart from the amounts and named loudly wherever the totals appear.
 from __future__ import annotations
 
 import math
+import os
+import shlex
 import statistics
 import time
 from collections import Counter
@@ -24,6 +26,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from popbatch.config import default_journal_path
 from popbatch.errors import ExitCode
 from popbatch.operations import OPERATIONS, Operation, describe_code
 from popbatch.rows import (
@@ -578,11 +581,15 @@ def _tally_dict(tally: Tally) -> dict[str, int]:
     }
 
 
-def summary_lines(report: Report, *, folder: Path | None = None) -> list[str]:
+def summary_lines(
+    report: Report, *, folder: Path | None = None, journal: Path | None = None
+) -> list[str]:
     """The few plain lines the command line prints on stderr at the end.
 
     Args:
         folder: the results folder, when the results were written.
+        journal: the batch's journal, named in the commands shown when it
+            is not the default one.
     """
     mode = (
         f"LIVE: {live_money_phrase(report)}"
@@ -599,7 +606,7 @@ def summary_lines(report: Report, *, folder: Path | None = None) -> list[str]:
     refunds = full_refund_sentence(report)
     if refunds:
         lines.append(refunds)
-    lines += review_advice(report)
+    lines += review_advice(report, journal=journal)
     if folder is not None:
         lines.append(f"Results: {folder}")
     lines.append(f"Exit {int(report.exit_code)}: {report.exit_code.meaning}")
@@ -626,11 +633,27 @@ def live_money_phrase(report: Report) -> str:
     return "no money moved"
 
 
-def review_advice(report: Report) -> list[str]:
+def journal_option(journal: Path | None) -> str:
+    """`` --journal PATH`` for a command shown to a person, or nothing.
+
+    Nothing for the default journal. Any other is named, even when it came
+    from POPBATCH_JOURNAL or a config file: the shell where the command is
+    typed (not cron's) may not have them, and then the command would find
+    another journal's batch of the same number.
+    """
+    if journal is None:
+        return ""
+    if os.path.realpath(journal) == os.path.realpath(default_journal_path(os.environ)):
+        return ""
+    return f" --journal {shlex.quote(str(journal))}"
+
+
+def review_advice(report: Report, *, journal: Path | None = None) -> list[str]:
     """The lines naming the Review orders and how a person settles them.
 
     Empty when no row is in Review. The order ids are those of the Review
     sheet, in its order; past ``ORDERS_NAMED`` the rest are counted.
+    ``journal`` is named in the commands unless it is the default one.
     """
     rows = report.groups[Group.REVIEW]
     if not rows:
@@ -642,7 +665,7 @@ def review_advice(report: Report) -> list[str]:
     if rest > 0:
         named += f" and {rest:,} more"
     which = f" (order_id {named})" if named else ""
-    batch = report.batch.id
+    batch = f"{report.batch.id}{journal_option(journal)}"
     return [
         f"Review rows may or may not have been processed{which}: check them in "
         "the merchant portal before sending them again.",

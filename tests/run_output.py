@@ -235,11 +235,14 @@ def expected_summary(
     skipped: tuple[int, int] = (0, 0),
     pending: tuple[int, int] = (0, 0),
     review_orders: Sequence[str] = (),
+    journal: Path | None = None,
     live: bool = False,
 ) -> list[str]:
     """The summary lines a run prints at its end, for (rows, yen) per group.
 
-    ``review_orders`` are the order ids the Review advice names, in row order.
+    ``review_orders`` are the order ids the Review advice names, in row order;
+    ``journal`` is the test's journal, which the advice names since it is not
+    the default one.
     """
     groups = [succeeded, failed, rejected, review, skipped, pending]
     rows = sum(count for count, _ in groups)
@@ -260,7 +263,7 @@ def expected_summary(
     )
     if review[0]:
         assert review_orders, "name the Review rows' order ids"
-        lines += review_advice(batch_id, review_orders)
+        lines += review_advice(batch_id, review_orders, journal)
     lines.append(f"Results: {folder}")
     lines.append(exit_line)
     return lines
@@ -282,17 +285,23 @@ def live_money(succeeded: int, review: int) -> str:
     return "no money moved"
 
 
-def review_advice(batch_id: int, order_ids: Sequence[str]) -> list[str]:
-    """The two lines that name a run's Review orders and how to settle them."""
+def review_advice(
+    batch_id: int, order_ids: Sequence[str], journal: Path | None = None
+) -> list[str]:
+    """The two lines that name a run's Review orders and how to settle them.
+
+    ``journal``, when given, is named with --journal in the commands.
+    """
+    batch = f"{batch_id}" if journal is None else f"{batch_id} --journal {journal}"
     named = ", ".join(order_ids[:10])
     if len(order_ids) > 10:
         named += f" and {len(order_ids) - 10:,} more"
     return [
         f"Review rows may or may not have been processed (order_id {named}): check "
         "them in the merchant portal before sending them again.",
-        f"Then record what the portal shows with 'popbatch resolve {batch_id} "
+        f"Then record what the portal shows with 'popbatch resolve {batch} "
         "ORDER_ID --succeeded|--failed --note TEXT' (or 'popbatch resolve "
-        f"{batch_id} --file CSV' for many) and run this command again; if the "
+        f"{batch} --file CSV' for many) and run this command again; if the "
         "portal shows none of them, this command with --resend-unknown sends them "
         "all again.",
     ]

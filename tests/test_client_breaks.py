@@ -531,6 +531,7 @@ def test_429_or_503_whose_body_says_handled_is_review_and_never_resent(
         operation="cancel",
         review=(1, 1000),
         review_orders=["RS-1"],
+        journal=popbatch.journal,
     )
     ((reason, detail),) = reason_and_detail(ran, "review").values()
     assert reason == "contradictory_answer"
@@ -750,6 +751,7 @@ def test_unusable_charset_is_review_with_a_note_not_a_crash(
         succeeded=(1, 1000),
         review=(2, 2000),
         review_orders=["CS-1", "CS-2"],
+        journal=popbatch.journal,
     )
     review = {row["order_id"]: row for row in ran.group("review")}
     assert review["CS-1"]["detail"] == (

@@ -90,9 +90,10 @@ def test_a_quiet_run_with_a_review_row_prints_the_summary_and_exits_3(ws):
         )
         + "Review rows may or may not have been processed (order_id C-3): check "
         "them in the merchant portal before sending them again.\n"
-        "Then record what the portal shows with 'popbatch resolve 1 ORDER_ID "
-        "--succeeded|--failed --note TEXT' (or 'popbatch resolve 1 --file CSV' for "
-        "many) and run this command again; if the portal shows none of them, this "
+        "Then record what the portal shows with 'popbatch resolve 1 --journal "
+        "WORK/journal.sqlite3 ORDER_ID --succeeded|--failed --note TEXT' (or "
+        "'popbatch resolve 1 --journal WORK/journal.sqlite3 --file CSV' for many) "
+        "and run this command again; if the portal shows none of them, this "
         "command with --resend-unknown sends them all again.\n"
         "Results: WORK/out/captures-capture-batch1\n"
         "Exit 3: some outcomes are unknown: check the Review rows\n"

@@ -104,11 +104,14 @@ def review_in_batch_1(popbatch: Popbatch, sandbox: SandboxServer) -> Path:
     return popbatch.write_csv("february-fixed.csv", [*reversed(rows), ("A-4", 1000)])
 
 
-HELD = (
-    "1 row is held (Pending) while the same order is in Review in batch 1 (A-3): "
-    "check it in the merchant portal, settle with 'popbatch resolve BATCH ORDER_ID "
-    "--succeeded|--failed --note TEXT', then run this command again"
-)
+def held_line(journal: Path) -> str:
+    """The line about A-3, held while it is in Review in batch 1 of ``journal``."""
+    return (
+        "1 row is held (Pending) while the same order is in Review in batch 1 "
+        "(A-3): check it in the merchant portal, settle with 'popbatch resolve "
+        f"BATCH --journal {journal} ORDER_ID --succeeded|--failed --note TEXT', "
+        "then run this command again"
+    )
 
 
 def test_an_order_in_review_in_an_earlier_batch_is_held_until_settled(
@@ -122,7 +125,7 @@ def test_an_order_in_review_in_an_earlier_batch_is_held_until_settled(
     assert held.lines == [
         "sending 1 row",
         "2 rows were already done in an earlier batch: skipped, not sent again",
-        HELD,
+        held_line(popbatch.journal),
         *expected_summary(
             2,
             held.folder,
@@ -139,7 +142,7 @@ def test_an_order_in_review_in_an_earlier_batch_is_held_until_settled(
     assert again.exit_code == 75
     assert again.lines == [
         "2 rows were already done in an earlier batch: skipped, not sent again",
-        HELD,
+        held_line(popbatch.journal),
         *expected_summary(
             2,
             again.folder,
@@ -512,7 +515,7 @@ def test_every_review_row_of_an_earlier_batch_is_named_with_its_batch(
     assert held.lines[0] == (
         "2 rows are held (Pending) while the same order is in Review in batches "
         "1, 2 (H-1, H-2): check them in the merchant portal, settle with "
-        "'popbatch resolve BATCH ORDER_ID --succeeded|--failed --note TEXT', then "
-        "run this command again"
+        f"'popbatch resolve BATCH --journal {popbatch.journal} ORDER_ID "
+        "--succeeded|--failed --note TEXT', then run this command again"
     )
     assert popbatch.received(["H-1", "H-2"]) == {"H-1": 1, "H-2": 1}

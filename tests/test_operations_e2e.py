@@ -183,7 +183,13 @@ def test_a_live_run_says_whether_real_money_moved(
     result = ws.run("capture", str(path), "--live", "--yes", key=LIVE_KEY)
 
     expected = expected_summary(
-        1, result.folder, exit_line, review_orders=unanswered, live=True, **groups
+        1,
+        result.folder,
+        exit_line,
+        review_orders=unanswered,
+        journal=ws.journal,
+        live=True,
+        **groups,
     )
     assert result.said[-len(expected) :] == expected
     summary = load_workbook(result.folder / "results.xlsx")["Summary"]

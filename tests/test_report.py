@@ -18,6 +18,7 @@ from popbatch.report import (
     Tally,
     build_report,
     iso_time,
+    journal_option,
     summary_dict,
     summary_lines,
 )
@@ -480,3 +481,16 @@ def test_times_follow_a_change_of_time_zone(monkeypatch: pytest.MonkeyPatch) -> 
     time.tzset()
 
     assert iso_time(moment, milliseconds=True) == "2026-01-31T14:00:01.005+00:00"
+
+
+def test_the_commands_shown_name_a_journal_unless_it_is_the_default(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default journal needs no --journal; any other is named, quoted."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path))
+    default = tmp_path / "popbatch" / "journal.sqlite3"
+    other = tmp_path / "cron jobs" / "journal.sqlite3"
+
+    assert journal_option(None) == ""
+    assert journal_option(default) == ""
+    assert journal_option(other) == f" --journal '{other}'"

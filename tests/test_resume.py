@@ -205,6 +205,7 @@ def test_a_row_in_flight_when_the_process_died_goes_to_review_and_is_not_resent(
             succeeded=(4, 4000),
             review=(1, 1000),
             review_orders=["A-3"],
+            journal=popbatch.journal,
         ),
     ]
     assert popbatch.received(ORDERS) == dict.fromkeys(ORDERS, 1)
@@ -236,6 +237,7 @@ def test_rows_in_flight_are_counted_in_review_and_the_rest_sent_once(
             succeeded=(3, 3000),
             review=(2, 2000),
             review_orders=["A-3", "A-4"],
+            journal=popbatch.journal,
         ),
     ]
     assert popbatch.received(ORDERS) == dict.fromkeys(ORDERS, 1)
@@ -298,6 +300,7 @@ def test_resend_unknown_answered_no_at_the_prompt_sends_nothing(
             succeeded=(3, 3000),
             review=(2, 2000),
             review_orders=["A-3", "A-4"],
+            journal=popbatch.journal,
         ),
     ]
     assert popbatch.received(ORDERS) == dict.fromkeys(ORDERS, 1)

@@ -84,6 +84,7 @@ def test_case_18_html_pages_go_to_review_and_the_batch_goes_on(
         succeeded=(2, 2000),
         review=(2, 2000),
         review_orders=["HE-002", "HE-004"],
+        journal=popbatch.journal,
     )
     assert ran.order_ids("succeeded") == ["HE-001", "HE-003"]
     assert reason_and_detail(ran, "review") == {
