@@ -402,16 +402,8 @@ class Sender:
     ) -> None:
         """Log the retry, hold everyone on a Retry-After, and wait this row's turn."""
         logger.warning(
-            "row=%d order_id=%s op=%s outcome=%s code=%s attempt=%d ms=%s reason=%s "
-            "retry_in=%.2fs wait=%s",
-            row.row,
-            row.order_id,
-            self._operation.name,
-            outcome.kind,
-            outcome.result_code or "-",
-            attempts,
-            _ms(outcome),
-            outcome.reason,
+            "%s retry_in=%.2fs wait=%s",
+            _row_fields(self._batch_id, row, self._operation, outcome, attempts),
             decision.wait_s,
             decision.reason,
         )
@@ -460,21 +452,31 @@ def _log_outcome(
     state: RowState,
     attempt: int,
 ) -> None:
-    """STYLE.md's one key=value line per row outcome, at INFO.
+    """STYLE.md's one key=value line per row outcome, at INFO."""
+    if logger.isEnabledFor(logging.INFO):
+        logger.info(
+            "%s", _row_fields(batch_id, row, operation, outcome, attempt, state)
+        )
 
-    ``amount`` is the request's, ``-`` when it has none (a full refund).
+
+def _row_fields(
+    batch_id: int | None,
+    row: RowRecord,
+    operation: Operation,
+    outcome: Outcome,
+    attempt: int,
+    state: RowState | None = None,
+) -> str:
+    """One attempt of a row as key=value pairs, for the outcome and retry lines.
+
+    ``amount`` is the request's, ``-`` when it has none (a full refund);
+    ``outcome`` is the row's state when it is done, else the attempt's kind.
     """
-    logger.info(
-        "batch=%s row=%d order_id=%s op=%s amount=%s outcome=%s code=%s attempt=%d "
-        "ms=%s reason=%s",
-        "-" if batch_id is None else batch_id,
-        row.row,
-        row.order_id,
-        operation.name,
-        "-" if row.amount is None else row.amount,
-        state,
-        outcome.result_code or "-",
-        attempt,
-        _ms(outcome),
-        outcome.reason,
+    return (
+        f"batch={'-' if batch_id is None else batch_id} row={row.row} "
+        f"order_id={row.order_id} op={operation.name} "
+        f"amount={'-' if row.amount is None else row.amount} "
+        f"outcome={outcome.kind if state is None else state} "
+        f"code={outcome.result_code or '-'} attempt={attempt} ms={_ms(outcome)} "
+        f"reason={outcome.reason}"
     )

@@ -238,8 +238,9 @@ def test_429_is_retried_whatever_its_body(
     assert ran.order_ids("succeeded") == ["T-1"]
     assert_one_body(sandbox, "T-1", times=2)
     assert sandbox.applied("T-1") == 1
-    assert [line for line in ran.log_lines if line.startswith("WARNING row=")] == [
-        f"WARNING row=2 order_id=T-1 op=capture outcome=not_processed code={code} "
+    assert [line for line in ran.log_lines if line.startswith("WARNING batch=")] == [
+        "WARNING batch=1 row=2 order_id=T-1 op=capture amount=1000 "
+        f"outcome=not_processed code={code} "
         f"attempt=1 ms={ran_ms(ran, 'T-1')} reason=rate_limited retry_in=0.00s "
         "wait=retry_after"
     ]
@@ -1000,8 +1001,9 @@ def row_lines(text: str) -> list[str]:
 ROW_LINES = [
     "INFO batch=1 row=2 order_id=G-1 op=capture amount=1000 outcome=succeeded "
     "code=R001 attempt=1 ms=N reason=succeeded",
-    "WARNING row=3 order_id=G-2 op=capture outcome=not_processed code=- attempt=1 "
-    "ms=N reason=rate_limited retry_in=0.00s wait=retry_after",
+    "WARNING batch=1 row=3 order_id=G-2 op=capture amount=1000 "
+    "outcome=not_processed code=- attempt=1 ms=N reason=rate_limited retry_in=0.00s "
+    "wait=retry_after",
     "INFO batch=1 row=3 order_id=G-2 op=capture amount=1000 outcome=succeeded "
     "code=R001 attempt=2 ms=N reason=succeeded",
     "INFO batch=1 row=4 order_id=G-3 op=capture amount=1000 outcome=failed "
