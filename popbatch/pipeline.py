@@ -25,7 +25,7 @@ from popbatch.errors import (
     OutputError,
     UsageError,
 )
-from popbatch.io.normalise import escape_invisible, quote
+from popbatch.io.layout import changes_text
 from popbatch.io.readers import read_input
 from popbatch.io.writers import (
     CsvOut,
@@ -690,7 +690,7 @@ def _write_preview(rows: list[RowRecord], validation: Validation, folder: Path) 
                 verb = _PREVIEW_VERBS[row.state]
                 why = "\n".join(problem.message for problem in row.problems)
                 cells = [str(row.row), row.order_id or "", verb, row.request or ""]
-                out.add([*cells, why, _read_as(row)], row.row)
+                out.add([*cells, why, changes_text(row) or ""], row.row)
         staging.replace(path)
     except OSError as exc:
         raise OutputError(
@@ -701,22 +701,6 @@ def _write_preview(rows: list[RowRecord], validation: Validation, folder: Path) 
 
 
 _PREVIEW_HEADER = ["row", "order_id", "would be", "request", "why not sent", "changes"]
-
-
-def _read_as(row: RowRecord) -> str:
-    """Each cell that reading changed, one a line: ``amount: '¥1,000' → 1000``.
-
-    The cell's text is quoted with invisible characters escaped, so that a
-    trimmed NBSP or ideographic space shows; a cell read as blank leaves
-    its field out of the request.
-    """
-    if not row.changes:
-        return ""
-    return "\n".join(
-        f"{change.column}: {quote(change.before, limit=200)} → "
-        f"{escape_invisible(change.after) if change.after else '(blank: not sent)'}"
-        for change in row.changes
-    )
 
 
 _PREVIEW_VERBS = {

@@ -378,7 +378,7 @@ def test_succeeded_shows_normalised_values_and_the_answer(written: Path) -> None
         "2026-01-31T23:00:09.123+09:00",
         "2026-01-31T23:00:09.207+09:00",
         84,
-        "amount: '１０，０００' -> 10000",
+        "amount: '１０，０００' → 10000",
         None,
     )
 
@@ -840,7 +840,7 @@ def test_csv_twins_round_trip_through_pandas_with_apostrophes(written: Path) -> 
     restored = [without_apostrophe(row["order_id"]) for row in rejected]
     assert restored == [HYPERLINK, "@SUM(1+1)", "+81300000000", "INJ-006"]
     assert succeeded[3]["sent_at"] == "2026-01-31T23:00:09.123+09:00"
-    assert succeeded[3]["changes"] == "amount: '１０，０００' -> 10000"
+    assert succeeded[3]["changes"] == "amount: '１０，０００' → 10000"
 
 
 def test_csv_twins_are_utf8_with_a_bom_and_crlf(written: Path) -> None:

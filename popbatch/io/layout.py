@@ -20,6 +20,7 @@ from dataclasses import dataclass
 from enum import Enum
 from typing import Any
 
+from popbatch.io.normalise import escape_invisible, quote
 from popbatch.operations import describe_code
 from popbatch.report import Report, is_full_refund, iso_time, result_code
 from popbatch.rows import Group, RowRecord
@@ -288,11 +289,18 @@ def problems_text(row: RowRecord) -> str:
 
 
 def changes_text(row: RowRecord) -> str | None:
-    """The normalisations made to a row, one a line: ``amount: '１０，０００' -> 10000``."""
+    """Each cell that reading changed, one a line: ``amount: '¥1,000' → 1000``.
+
+    The cell's text is quoted with invisible characters escaped, so that a
+    trimmed NBSP or ideographic space shows; a cell read as blank leaves its
+    field out of the request. The results and the dry run's preview say it
+    the same way.
+    """
     if not row.changes:
         return None
     return "\n".join(
-        f"{change.column}: {change.before!r} -> {change.after}"
+        f"{change.column}: {quote(change.before, limit=200)} → "
+        f"{escape_invisible(change.after) if change.after else '(blank: not sent)'}"
         for change in row.changes
     )
 

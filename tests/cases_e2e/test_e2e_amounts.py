@@ -69,7 +69,7 @@ def test_case_05_accepted_notations_send_json_integers(popbatch: Popbatch) -> No
     ]
     assert run.column("Rejected", "amount")["AMT-09"] == "1,0000"
     assert run.column("Succeeded", "changes")["AMT-03"] == (
-        "amount: '１０，０００' -> 10000"
+        "amount: '１０，０００' → 10000"
     )
 
 

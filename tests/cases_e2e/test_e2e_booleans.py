@@ -82,7 +82,7 @@ def test_case_11_csv_booleans_blank_left_out_and_unknown_rejected(
     assert defaults["BO-010"] == "capture: not set (API default true)"
     assert [k for k, v in defaults.items() if v] == ["BO-010"]
     assert run.column("Succeeded", "changes")["BO-009"] == (
-        "capture: 'ＴＲＵＥ' -> true"
+        "capture: 'ＴＲＵＥ' → true"
     )
     assert [(row["row"], row["reasons"]) for row in run.sheet("Rejected")] == [
         (8, "capture: capture must be true/false or 1/0 (got 'yes')"),
