@@ -50,6 +50,12 @@ def test_a_number_option_that_is_not_finite_is_bad_usage(
             "'1e-300' is too slow: give 0 (no limit) or at least 0.001 requests "
             "per second.",
         ),
+        (
+            "--rate",
+            "1e-400",
+            "'1e-400' is too slow: give 0 (no limit) or at least 0.001 requests "
+            "per second.",
+        ),
     ],
 )
 def test_a_number_option_out_of_its_range_is_bad_usage(

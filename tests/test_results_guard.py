@@ -236,3 +236,29 @@ def test_an_empty_folder_of_that_name_is_replaced(
     assert run.exit_code == 0
     assert run.folder == folder
     assert run.counts()["succeeded"] == 3
+
+
+@pytest.mark.parametrize("kind", ["symlink", "file"])
+def test_a_file_or_link_with_the_folders_name_is_refused_before_sending(
+    popbatch: Popbatch, sandbox: SandboxServer, february: Path, kind: str
+) -> None:
+    """Found before the first request, not after the batch was sent: exit 73."""
+    folder = popbatch.out / "february-capture-batch1"
+    popbatch.out.mkdir(parents=True, exist_ok=True)
+    elsewhere = popbatch.root / "elsewhere"
+    elsewhere.mkdir()
+    if kind == "symlink":
+        folder.symlink_to(elsewhere)
+    else:
+        folder.write_text("notes", encoding="utf-8")
+
+    run = popbatch.run("capture", february)
+
+    assert run.exit_code == 73
+    assert run.lines == [
+        f"Error: cannot write the results folder {str(folder)!r}: something other "
+        "than a results folder has that name; nothing was sent",
+        "Move it away, or choose another output folder with --out.",
+    ]
+    assert sandbox.received() == 0
+    assert list(elsewhere.iterdir()) == []

@@ -151,7 +151,8 @@ class RateType(FiniteFloatRange):
         self, value: Any, param: click.Parameter | None, ctx: click.Context | None
     ) -> float:
         rate = super().convert(value, param, ctx)
-        if 0 < rate < MIN_RATE:
+        # 1e-400 reads as 0.0, which would mean no limit at all.
+        if 0 < rate < MIN_RATE or (rate == 0 and _has_nonzero_digit(value)):
             self.fail(
                 f"{value!r} is too slow: give 0 (no limit) or at least {MIN_RATE:g} "
                 "requests per second.",
@@ -159,6 +160,14 @@ class RateType(FiniteFloatRange):
                 ctx,
             )
         return rate
+
+
+def _has_nonzero_digit(value: Any) -> bool:
+    """Whether the significand of a number as typed has a digit other than 0."""
+    if not isinstance(value, str):
+        return False
+    significand = value.lower().partition("e")[0]
+    return any(char in "123456789" for char in significand)
 
 
 _JOURNAL_HELP = (

@@ -206,9 +206,15 @@ def check_results_folder(
             not say whose it is (exit 73).
     """
     ours = FolderOwner.of(batch, journal)
-    if folder.is_symlink() or not folder.is_dir():
-        return None
     where = f"the results folder {str(folder)!r}"
+    if folder.is_symlink() or (folder.exists() and not folder.is_dir()):
+        raise OutputError(
+            f"cannot write {where}: something other than a results folder has "
+            f"that name; {outcome}",
+            hint="Move it away, or choose another output folder with --out.",
+        )
+    if not folder.is_dir():
+        return None
     summary = folder / "summary.json"
     try:
         facts = json.loads(summary.read_text("utf-8"))
