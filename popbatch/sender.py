@@ -414,7 +414,9 @@ class Sender:
 
     def _request_stop(self, stop: BatchStop) -> None:
         if self._stop.request(stop.exit_code, stop.message):
-            logger.warning(
+            # INFO, not WARNING: the command line prints the message itself
+            # at the end, and a second copy on stderr says nothing new.
+            logger.info(
                 "batch stops reason=%s exit=%d: %s",
                 stop.reason,
                 stop.exit_code,
