@@ -75,6 +75,21 @@ def test_an_unknown_command_is_bad_usage(ws):
     )
 
 
+@pytest.mark.parametrize("word", ["refund", "Refund", "void"])
+def test_a_refund_command_points_to_cancel(ws, word):
+    """There is no refund command: the message names cancel, which refunds."""
+    result = ws.invoke(word, "one.csv")
+
+    assert result.exit_code == 2
+    assert result.stderr == (
+        "Usage: popbatch [OPTIONS] COMMAND [ARGS]...\n"
+        "Try 'popbatch --help' for help.\n"
+        "\n"
+        f"Error: No such command {word!r}. Refunds are 'popbatch cancel FILE' "
+        "(POP's card-cancel: an amount refunds part, a blank amount all).\n"
+    )
+
+
 def test_an_amount_option_that_is_not_whole_yen_is_bad_usage(ws):
     """--max-total 1.5 is refused before anything is read."""
     result = ws.invoke("capture", "one.csv", "--max-total", "1.5")

@@ -120,8 +120,8 @@ def test_second_sigint_aborts_at_once_and_the_journal_stays_consistent(
 
     assert status == 130
     assert lines[-1] == (
-        "SIGINT again: stopped at once. Rows in flight go to Review when the same "
-        "command runs again."
+        "SIGINT again: stopped at once, without results. Rows in flight go to "
+        "Review when the same command runs again; popbatch status shows the batch."
     )
     assert not any("Traceback" in line for line in lines)
 
@@ -177,7 +177,6 @@ def test_sigterm_while_the_summary_prints_stops_cleanly_with_143(
     assert behind == []
     assert ran.exit_code == 143
     assert ran.said == [
-        "SIGTERM: finishing the requests in flight, then writing the results "
-        "(press Ctrl-C again to abort at once)",
+        "SIGTERM: finishing the requests in flight, then writing the results",
         *expected_summary(1, ran.folder, EXIT_OK, succeeded=(1, 1000)),
     ]

@@ -26,6 +26,8 @@ from popbatch.errors import ExitCode, PopbatchError
 
 __all__ = ["main"]
 
+_REFUND_WORDS = frozenset({"refund", "refunds", "void"})
+
 
 class PopbatchGroup(click.Group):
     """A click group that turns PopbatchError into a message and an exit code.
@@ -33,6 +35,17 @@ class PopbatchGroup(click.Group):
     Every error leaves as ``Error: ...`` on stderr, an optional hint line,
     and DESIGN.md's exit code; a traceback is printed only with --debug.
     """
+
+    def resolve_command(
+        self, ctx: click.Context, args: list[str]
+    ) -> tuple[str | None, click.Command | None, list[str]]:
+        """Point a refund to ``cancel``, POP's operation for it."""
+        if args and args[0].lower() in _REFUND_WORDS and args[0] not in self.commands:
+            ctx.fail(
+                f"No such command {args[0]!r}. Refunds are 'popbatch cancel FILE' "
+                "(POP's card-cancel: an amount refunds part, a blank amount all)."
+            )
+        return super().resolve_command(ctx, args)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:

@@ -302,8 +302,9 @@ def stop_on_signals(stop: Any) -> Iterator[None]:
             # write: the interrupted code may hold stderr's buffer.
             os.write(
                 2,
-                b"SIGINT again: stopped at once. Rows in flight go to Review when "
-                b"the same command runs again.\n",
+                b"SIGINT again: stopped at once, without results. Rows in flight "
+                b"go to Review when the same command runs again; popbatch status "
+                b"shows the batch.\n",
             )
             os._exit(int(ExitCode.INTERRUPTED))
         seen.append(signum)
@@ -311,9 +312,12 @@ def stop_on_signals(stop: Any) -> Iterator[None]:
         stop.request(
             code, f"stopped by {signal.Signals(signum).name}; the same command resumes"
         )
+        again = (
+            " (press Ctrl-C again to abort at once)" if signum == signal.SIGINT else ""
+        )
         click.echo(
             f"{signal.Signals(signum).name}: finishing the requests in flight, then "
-            "writing the results (press Ctrl-C again to abort at once)",
+            f"writing the results{again}",
             err=True,
         )
 
