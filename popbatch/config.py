@@ -11,8 +11,10 @@ from __future__ import annotations
 import base64
 import math
 import os
+import re
 import stat
 import tomllib
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -373,18 +375,32 @@ _SETTING_KINDS = {
 
 
 def parse_amount_option(text: str, option: str) -> int:
-    """Read a yen amount given on the command line (``10,000`` allowed).
+    """Read a yen amount given on the command line, as a file's cell is read.
+
+    Accepted: digits (full-width too), commas (or underscores) that group
+    three digits, one leading ¥ ￥ or \\ or one trailing 円, surrounding
+    spaces. Nothing else is guessed: ``1.5``, ``-5``, ``1e6``, ``1,0000``
+    are refused.
 
     Raises:
         UsageError: the text is not a whole number of yen.
     """
-    cleaned = text.replace(",", "").replace("_", "").strip()
-    if not (cleaned.isascii() and cleaned.isdigit()):
+    body = unicodedata.normalize("NFKC", text).strip()
+    if body[:1] in ("¥", "\\"):
+        body = body[1:].lstrip()
+    elif body.endswith("円"):
+        body = body[:-1].rstrip()
+    if not _OPTION_AMOUNT.fullmatch(body):
         raise UsageError(
             f"{option} needs a whole number of yen, got {text!r}",
             hint=f"For example {option} 1200000 (or 1,200,000).",
         )
-    return int(cleaned)
+    return int(body.replace(",", "").replace("_", ""))
+
+
+# Digits, or digits grouped by threes with commas or, as in Python, with
+# underscores (NFKC has made ￥ into ¥).
+_OPTION_AMOUNT = re.compile(r"[0-9]+|[0-9]{1,3}(?:,[0-9]{3})+|[0-9]{1,3}(?:_[0-9]{3})+")
 
 
 def environ_defaults(environ: Mapping[str, str]) -> dict[str, Any]:

@@ -287,16 +287,29 @@ def test_the_key_never_shows_in_its_repr():
 
 
 @pytest.mark.parametrize(
-    ("text", "amount"), [("1200000", 1_200_000), ("1,200,000", 1_200_000), ("0", 0)]
+    ("text", "amount"),
+    [
+        ("1200000", 1_200_000),
+        ("1,200,000", 1_200_000),
+        ("0", 0),
+        ("￥50,000", 50_000),
+        ("¥ 50000", 50_000),
+        ("50,000円", 50_000),
+        ("１０００", 1000),
+        ("1_200_000", 1_200_000),
+    ],
 )
 def test_amount_options_read_whole_yen(text, amount):
-    """--max-total and --expect-total take digits with optional separators."""
+    """--max-total and --expect-total read an amount as a file's cell is read."""
     assert parse_amount_option(text, "--max-total") == amount
 
 
-@pytest.mark.parametrize("text", ["1.5", "-5", "１０００", "1e6", ""])
+@pytest.mark.parametrize(
+    "text",
+    ["1.5", "-5", "1e6", "", "1,0000", "1,2,3", "¥50,000円", "1_0000", "1,000_000"],
+)
 def test_amount_options_refuse_anything_else(text):
-    """Decimals, signs, full-width digits and exponents are not whole yen."""
+    """Decimals, signs, exponents and commas that group no thousands are refused."""
     with pytest.raises(UsageError):
         parse_amount_option(text, "--max-total")
 
