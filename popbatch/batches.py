@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import csv
 import io
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime
@@ -202,6 +203,7 @@ def rebuild_results(
         if not runs:
             raise UsageError(f"batch {batch_id} has never run: there are no results")
         rows = journal.rows(batch_id)
+        events = journal.events(batch_id)
     finally:
         journal.close()
 
@@ -213,7 +215,9 @@ def rebuild_results(
         if last.exit_code is not None
         else batch_exit_code(rows, None)
     )
-    report = build_report(batch, reporting_run(runs, rows), rows, exit_code=exit_code)
+    report = build_report(
+        batch, reporting_run(runs, rows), rows, exit_code=exit_code, events=events
+    )
     return write_results(
         report,
         out_dir / results_folder_name(batch),
@@ -305,38 +309,92 @@ def _resolve_one(
     )
 
 
+def _header_key(cell: str) -> str:
+    """A header cell as looked up: trimmed (BOM, NBSP, U+3000), lower case."""
+    return unicodedata.normalize("NFKC", cell).strip(" \ufeff").lower()
+
+
+# A resolutions file's headers, and the outcomes it may give, in the words
+# a back office uses.
+_RESOLUTION_HEADERS = {
+    "order_id": "order_id",
+    "order id": "order_id",
+    "注文番号": "order_id",
+    "注文id": "order_id",
+    "オーダーid": "order_id",
+    "取引id": "order_id",
+    "outcome": "outcome",
+    "result": "outcome",
+    "結果": "outcome",
+    "note": "note",
+    "notes": "note",
+    "memo": "note",
+    "備考": "note",
+    "メモ": "note",
+}
+_OUTCOME_WORDS = {
+    "succeeded": "succeeded",
+    "success": "succeeded",
+    "成功": "succeeded",
+    "failed": "failed",
+    "failure": "failed",
+    "失敗": "failed",
+}
+
+
 def _resolutions_from_file(path: Path) -> list[Entry]:
+    """Read a resolutions file: UTF-8 (with or without BOM) or CP932.
+
+    Headers may be written as ``order_id``, ``outcome`` and ``note`` or as
+    their Japanese names (注文番号, 結果, 備考 ...), and an outcome as
+    succeeded/failed or 成功/失敗.
+    """
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        data = path.read_bytes()
     except OSError as exc:
         raise InputUnreadableError(
             f"cannot read {str(path)!r}: {exc.strerror or exc}"
         ) from None
+    try:
+        text = data.decode("utf-8-sig")
     except UnicodeDecodeError:
-        raise InputUnreadableError(
-            f"cannot read {str(path)!r}: it is not UTF-8 text",
-            hint="Save it as CSV UTF-8 with the columns order_id, outcome and note.",
-        ) from None
+        try:
+            text = data.decode("cp932")
+        except UnicodeDecodeError:
+            raise InputUnreadableError(
+                f"cannot read {str(path)!r}: it is neither UTF-8 nor CP932 text",
+                hint="Save it as CSV UTF-8 with the columns order_id, outcome and "
+                "note.",
+            ) from None
 
     entries: list[Entry] = []
-    reader = csv.DictReader(io.StringIO(text))
-    missing = {"order_id", "outcome", "note"} - set(reader.fieldnames or ())
+    rows = csv.reader(io.StringIO(text))
+    header = next(rows, [])
+    names = [_RESOLUTION_HEADERS.get(_header_key(cell), "") for cell in header]
+    missing = {"order_id", "outcome", "note"} - set(names)
     if missing:
         raise UsageError(
             f"{path.name} needs the columns order_id, outcome and note "
             f"(missing: {', '.join(sorted(missing))})"
         )
-    for line, record in enumerate(reader, start=2):
-        result = (record["outcome"] or "").strip().lower()
-        if result not in ("succeeded", "failed"):
+    where = {name: names.index(name) for name in ("order_id", "outcome", "note")}
+    for line, cells in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in cells):
+            continue
+        record = {
+            name: cells[at] if at < len(cells) else "" for name, at in where.items()
+        }
+        given = record["outcome"].strip()
+        result = _OUTCOME_WORDS.get(given.lower())
+        if result is None:
             raise UsageError(
-                f"{path.name} row {line}: outcome must be succeeded or failed, "
-                f"got {record['outcome']!r}"
+                f"{path.name} row {line}: outcome must be succeeded or failed "
+                f"(成功 or 失敗), got {given!r}"
             )
-        note = (record["note"] or "").strip()
+        note = record["note"].strip()
         if not note:
             raise UsageError(f"{path.name} row {line}: a note is required")
-        entries.append(Entry(line, (record["order_id"] or "").strip(), result, note))
+        entries.append(Entry(line, record["order_id"].strip(), result, note))
 
     if not entries:
         raise UsageError(f"{path.name} has no rows to resolve")

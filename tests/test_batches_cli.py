@@ -473,24 +473,39 @@ def test_resolving_a_row_that_is_not_in_review_is_a_clear_error(
 
     assert refused.exit_code == 2
     assert refused.lines == [
-        "Error: order_id 'A-1' in batch 1 (row 2) is succeeded, not in Review; "
-        "only unknown or in_flight rows can be resolved"
+        "Error: order_id 'A-1' in batch 1 (row 2) is in Succeeded, not in "
+        "Review; only Review rows can be resolved"
     ]
     assert popbatch.states(1)["A-1"] == "succeeded"
 
 
-def test_resolving_a_row_twice_is_refused_the_second_time(
-    popbatch: Popbatch, with_review: Run
+def test_a_resolution_can_be_corrected_until_a_run_acts_on_it(
+    popbatch: Popbatch, sandbox: SandboxServer, with_review: Run
 ) -> None:
-    """Once resolved, a row is no longer in Review."""
+    """Resolved as succeeded by mistake: resolved again as failed, it is sent.
+
+    Once the run has sent it, the row is no longer in Review.
+    """
     popbatch.command("resolve", "1", "A-3", "--succeeded", "--note", "seen")
+    before = sandbox.received("A-3")
 
-    twice = popbatch.command("resolve", "1", "A-3", "--failed", "--note", "not seen")
+    corrected = popbatch.command(
+        "resolve", "1", "A-3", "--failed", "--note", "misread: not in portal"
+    )
+    rerun = popbatch.run("capture", popbatch.root / "february.csv")
+    after = popbatch.command("resolve", "1", "A-3", "--failed", "--note", "again")
 
-    assert twice.exit_code == 2
-    assert twice.lines == [
-        "Error: order_id 'A-3' in batch 1 (row 4) is resolved, not in Review; "
-        "only unknown or in_flight rows can be resolved"
+    assert corrected.exit_code == 0
+    assert corrected.stdout.splitlines() == [
+        f"batch 1 row 4 order_id A-3: resolved as failed by {current_user()}; "
+        "running the same command on february.csv again sends it"
+    ]
+    assert sandbox.received("A-3") == before + 1
+    assert rerun.group_of()["A-3"] == "Succeeded"
+    assert after.exit_code == 2
+    assert after.lines == [
+        "Error: order_id 'A-3' in batch 1 (row 4) is in Succeeded, not in Review; "
+        "only Review rows can be resolved"
     ]
 
 
@@ -600,6 +615,32 @@ def test_resolve_file_settles_every_row_it_lists(
     ]
 
 
+def test_resolve_file_in_cp932_with_japanese_headers_and_outcomes(
+    popbatch: Popbatch, two_in_review: None
+) -> None:
+    """Saved by Japanese Excel: 注文番号, 結果 (成功/失敗), 備考, in CP932."""
+    path = popbatch.root / "確認結果.csv"
+    path.write_bytes(
+        "注文番号,結果,備考\r\nA-3,失敗,ポータルに無し\r\nA-2,成功,髙橋が確認\r\n".encode(
+            "cp932"
+        )
+    )
+
+    resolved = popbatch.command("resolve", "1", "--file", str(path))
+
+    user = current_user()
+    assert resolved.exit_code == 0
+    assert resolved.stdout.splitlines() == [
+        f"batch 1 row 4 order_id A-3: resolved as failed by {user}; running the "
+        "same command on february.csv again sends it",
+        f"batch 1 row 3 order_id A-2: resolved as succeeded by {user}",
+    ]
+    assert [row.resolution.note for row in popbatch.rows(1)[1:3] if row.resolution] == [
+        "髙橋が確認",
+        "ポータルに無し",
+    ]
+
+
 def test_resolve_file_with_a_row_that_cannot_be_settled_settles_none(
     popbatch: Popbatch, two_in_review: None
 ) -> None:
@@ -617,9 +658,9 @@ def test_resolve_file_with_a_row_that_cannot_be_settled_settles_none(
 
     assert refused.exit_code == 2
     assert refused.lines == [
-        "Error: settled.csv row 3: order_id 'A-1' in batch 1 (row 2) is succeeded, "
-        "not in Review; only unknown or in_flight rows can be resolved; nothing "
-        "was resolved"
+        "Error: settled.csv row 3: order_id 'A-1' in batch 1 (row 2) is in "
+        "Succeeded, not in Review; only Review rows can be resolved; nothing was "
+        "resolved"
     ]
     assert popbatch.states(1) == {
         "A-1": "succeeded",
@@ -638,7 +679,8 @@ def test_resolve_file_with_a_row_that_cannot_be_settled_settles_none(
         ),
         (
             "order_id,outcome,note\nA-3,done,seen\n",
-            "settled.csv row 2: outcome must be succeeded or failed, got 'done'",
+            "settled.csv row 2: outcome must be succeeded or failed (成功 or 失敗), "
+            "got 'done'",
         ),
         (
             "order_id,outcome,note\nA-3,failed,\n",
@@ -675,18 +717,20 @@ def test_resolve_file_that_is_missing_cannot_be_read(
     ]
 
 
-def test_resolve_file_that_is_not_utf8_cannot_be_read(
+def test_resolve_file_that_is_neither_utf8_nor_cp932_cannot_be_read(
     popbatch: Popbatch, two_in_review: None
 ) -> None:
-    """Exit 66 and how to save the file."""
+    """Exit 66 and how to save the file (UTF-16 here, Excel's "Unicode text")."""
     path = popbatch.root / "settled.csv"
-    path.write_bytes("order_id,outcome,note\nA-3,failed,見当たらない\n".encode("cp932"))
+    path.write_bytes(
+        "order_id,outcome,note\nA-3,failed,見当たらない\n".encode("utf-16")
+    )
 
     refused = popbatch.command("resolve", "1", "--file", str(path))
 
     assert refused.exit_code == 66
     assert refused.lines == [
-        f"Error: cannot read {str(path)!r}: it is not UTF-8 text",
+        f"Error: cannot read {str(path)!r}: it is neither UTF-8 nor CP932 text",
         "Save it as CSV UTF-8 with the columns order_id, outcome and note.",
     ]
 

@@ -1029,8 +1029,8 @@ def test_resolve_explains_what_cannot_be_resolved(journal: Journal) -> None:
         "batch 1 has no row with order_id 'A-9'"
     )
     assert message(batch.id, "A-1", RowState.FAILED, "declined") == (
-        "order_id 'A-1' in batch 1 (row 5) is succeeded, not in Review; "
-        "only unknown or in_flight rows can be resolved"
+        "order_id 'A-1' in batch 1 (row 5) is in Succeeded, not in "
+        "Review; only Review rows can be resolved"
     )
     assert message(batch.id, "A-1", RowState.FAILED, "  ") == (
         "resolving a row needs a note saying what the merchant portal showed"

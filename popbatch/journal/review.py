@@ -112,6 +112,9 @@ def find_review_row(
 ) -> RowRecord:
     """The one Review row of the batch with ``order_id``.
 
+    A row already resolved counts as one until a run acts on it, so that a
+    person can correct a resolution made by mistake.
+
     Raises:
         UsageError: the batch has no such order id, its row is not in Review,
             or several of its rows are.
@@ -124,7 +127,13 @@ def find_review_row(
             (batch_id, order_id),
         )
     ]
-    review = [record for record in records if record.state in REVIEW_STATES]
+    # A resolved row may be resolved again, until a run acts on it: a
+    # resolution as failed is replanned (and so cleared) by the next run.
+    review = [
+        record
+        for record in records
+        if record.state in REVIEW_STATES or record.state is RowState.RESOLVED
+    ]
 
     if not records:
         raise UsageError(
@@ -134,9 +143,8 @@ def find_review_row(
     if not review:
         first = records[0]
         raise UsageError(
-            f"order_id {order_id!r} in batch {batch_id} (row {first.row}) is "
-            f"{first.state}, not in Review; only unknown or in_flight rows "
-            "can be resolved"
+            f"order_id {order_id!r} in batch {batch_id} (row {first.row}) is in "
+            f"{first.group.value}, not in Review; only Review rows can be resolved"
         )
     if len(review) > 1:
         rows = ", ".join(str(record.row) for record in review)
