@@ -195,9 +195,10 @@ def test_a_cancel_file_with_an_amount_lookalike_and_no_amount_column_is_refused(
         'holds "amount") but is not a name popbatch reads, and the file has no '
         "amount column: every row would cancel or refund the FULL amount of its "
         "order",
-        'Name it "amount" if it holds the values to send as amount; to carry it '
-        "through unread, give it a header with none of: amount, amt, price, total, "
-        "yen, jpy, 金額, 額, 円, 価格, 代金, 料金, 合計.",
+        'Name it "amount" (or 金額, 決済金額, 請求金額, 売上金額, 取引金額, 返金額, '
+        "返金金額, 取消金額) if it holds the amounts to send; popbatch does not "
+        'guess. To carry it through unread, give it a header without "amount" '
+        '(README "Headers" lists the words that read as money).',
     )
 
 
@@ -312,9 +313,10 @@ def test_a_refund_file_with_an_unread_amount_column_sends_nothing(
         'header holds "amount") but is not a name popbatch reads, and the file has '
         "no amount column: every row would cancel or refund the FULL amount of its "
         "order",
-        'Name it "amount" if it holds the values to send as amount; to carry it '
-        "through unread, give it a header with none of: amount, amt, price, total, "
-        "yen, jpy, 金額, 額, 円, 価格, 代金, 料金, 合計.",
+        'Name it "amount" (or 金額, 決済金額, 請求金額, 売上金額, 取引金額, 返金額, '
+        "返金金額, 取消金額) if it holds the amounts to send; popbatch does not "
+        'guess. To carry it through unread, give it a header without "amount" '
+        '(README "Headers" lists the words that read as money).',
     ]
     assert sandbox.received() == 0
 

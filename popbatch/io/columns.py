@@ -82,7 +82,8 @@ def map_columns(table: InputTable, operation: Operation) -> ColumnMap:
         if field.required and field.name not in positions
     ]
     if missing:
-        raise _missing_column(table, operation, missing)
+        named = {p for found in positions.values() for p in found}
+        raise _missing_column(table, operation, missing, named)
 
     columns = {
         field: found[0]
@@ -124,7 +125,7 @@ def _duplicate_column(
 
 
 def _missing_column(
-    table: InputTable, operation: Operation, missing: list[str]
+    table: InputTable, operation: Operation, missing: list[str], named: set[int]
 ) -> InputRefusedError:
     headers = [table.header_label(p) for p in range(len(table.headers))]
     found = ", ".join(f'"{header}"' for header in headers[:10])
@@ -140,6 +141,16 @@ def _missing_column(
         f"{name} (or {', '.join(norm.FIELD_ALIASES[name][1:])})" for name in missing
     )
     hint = f"Name the {noun} {accepted}."
+    for field in missing:
+        lookalike = _first_lookalike(table, field, named)
+        if lookalike is not None:
+            position, word = lookalike
+            hint += (
+                f' Column "{table.header_label(position)}" '
+                f"({norm.column_letter(position)}) looks like {field} (its header "
+                f'holds "{word}"): if it holds the values to send as {field}, '
+                "rename it; popbatch does not guess."
+            )
     if len(headers) == 1 and ";" in table.headers[0]:
         hint = "The header seems to use ';' between columns; save the file as CSV with commas."
 
@@ -155,6 +166,23 @@ _LEFT_OUT = {
     "standard card (the API default)",
     "dummy": "the run alone would decide whether requests are real",
 }
+
+
+def _first_lookalike(
+    table: InputTable, field: str, named: set[int]
+) -> tuple[int, str] | None:
+    """Return (position, word) of the first column not named that looks like a field."""
+    for position, header in enumerate(table.headers):
+        if position in named:
+            continue
+        inside = norm.name_inside(header)
+        if inside is not None and inside[0] == field:
+            return position, inside[1]
+        word = norm.lookalike_word(header, field)
+        if word is not None:
+            return position, word
+
+    return None
 
 
 def refuse_lookalike_columns(
@@ -210,9 +238,20 @@ def _lookalike_column(
             "carried through unread.",
         )
 
+    message = f"{column}, and the file has no {field} column: {_LEFT_OUT[field]}"
+    if field == "amount":
+        names = ", ".join(norm.FIELD_ALIASES["amount"][1:])
+        return InputRefusedError(
+            message,
+            hint=f'Name it "amount" (or {names}) if it holds the amounts to '
+            "send; popbatch does not guess. To carry it through unread, give it "
+            f'a header without "{word}" (README "Headers" lists the words that '
+            "read as money).",
+        )
+
     words = ", ".join(norm.LOOKALIKE_WORDS[field])
     return InputRefusedError(
-        f"{column}, and the file has no {field} column: {_LEFT_OUT[field]}",
+        message,
         hint=f'Name it "{field}" if it holds the values to send as {field}; to '
         f"carry it through unread, give it a header with none of: {words}.",
     )
@@ -299,6 +338,7 @@ EXCEL_CELL_REASONS = frozenset(
         "date_cell",
         "number_too_long",
         "number_format_hides_digits",
+        "number_format_changes_value",
         "boolean_cell",
         "boolean_cell_invalid",
     }
@@ -312,6 +352,8 @@ _ALWAYS = frozenset(
         "error_cell",
         "date_cell",
         "boolean_cell_invalid",
+        # 5000000 formatted #,##0, shows 5,000; 0 formatted "TRUE" shows TRUE.
+        "number_format_changes_value",
     }
 )
 _CELL_REASONS = {
@@ -335,6 +377,7 @@ _CELL_PRIORITY = (
     "date_cell",
     "boolean_cell_invalid",
     "number_too_long",
+    "number_format_changes_value",
     "number_format_hides_digits",
     "boolean_cell",
 )

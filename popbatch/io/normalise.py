@@ -134,10 +134,11 @@ _NAMES_LONGEST_FIRST: tuple[tuple[str, str, str], ...] = tuple(
 # Words that make a header look like an optional field (README "Headers").
 # A file with no column for the field leaves it out of every request, so
 # that POP's default applies; a column whose header holds one of these
-# words was most likely meant to be that column.
+# words was most likely meant to be that column. They are looked for in the
+# whole header, its bracketed notes too: in 返金（円） the unit is the word.
 LOOKALIKE_WORDS: Mapping[str, tuple[str, ...]] = {
     "amount": (
-        *("amount", "amt", "price", "total", "yen", "jpy"),
+        *("amount", "amt", "price", "total", "yen", "jpy", "¥"),
         *("金額", "額", "円", "価格", "代金", "料金", "合計"),
     ),
     "capture": ("capture", "売上", "確定", "計上"),
@@ -146,14 +147,37 @@ LOOKALIKE_WORDS: Mapping[str, tuple[str, ...]] = {
     "dummy": ("dummy", "ダミー"),
 }
 
+# Words of a refund or a bill: a header that holds one (返金, Refund, 払戻)
+# names the money refunded, unless it also says it holds something else
+# (``NOT_AMOUNT_WORDS``: 返金理由, refund date). An amount word or a unit
+# beside it (返金（円）, refund (JPY)) makes it money all the same.
+MONEY_WORDS: tuple[str, ...] = (
+    *("refund", "cancel"),
+    *("返金", "払戻", "払い戻し", "返品", "キャンセル", "取消", "取り消し", "請求"),
+)
+# Words that say a column holds a reason, a date, a state, a name or an id:
+# text, not an amount. Latin ones are whole words (refund_reason,
+# "Refund date", refundId), so that "paid" holds no "id".
+NOT_AMOUNT_WORDS: tuple[str, ...] = (
+    *("理由", "事由", "日", "時刻", "状態", "状況", "ステータス", "区分", "種別"),
+    *("方法", "番号", "者", "担当", "先", "口座", "名", "内容", "詳細", "備考"),
+    *("メモ", "コメント", "有無", "可否", "済", "フラグ", "数", "件"),
+    *("reason", "date", "day", "time", "status", "state", "type", "method"),
+    *("memo", "note", "notes", "comment", "id", "no", "number", "name", "code"),
+    *("flag", "count", "qty", "quantity", "by", "to", "reference", "ref"),
+)
+_LATIN_WORD = re.compile(r"[a-z]+")
+_CAMEL_CASE = re.compile(r"(?<=[a-z])(?=[A-Z])")
+
 
 def name_inside(text: str) -> tuple[str, str] | None:
     """Return (field, accepted name) of the longest accepted name in a header.
 
     For a header that is no accepted name itself but holds one, such as
-    ``refund_amount`` or ``合計金額``; None when it holds none.
+    ``refund_amount``, ``合計金額`` or ``memo (amount)``; None when it holds
+    none.
     """
-    key = field_key(text)
+    key = header_key(text)
     for name, field, alias in _NAMES_LONGEST_FIRST:
         if name in key:
             return field, alias
@@ -162,13 +186,37 @@ def name_inside(text: str) -> tuple[str, str] | None:
 
 
 def lookalike_word(text: str, field: str) -> str | None:
-    """Return the first of a field's ``LOOKALIKE_WORDS`` a header holds, or None."""
-    key = field_key(text)
+    """Return the word that makes a header look like a field, or None.
+
+    One of the field's ``LOOKALIKE_WORDS``, anywhere in the header; for
+    amount also one of ``MONEY_WORDS`` in a header that does not say it
+    holds something else (``NOT_AMOUNT_WORDS``).
+    """
+    key = header_key(text)
     for word in LOOKALIKE_WORDS.get(field, ()):
         if header_key(word) in key:
             return word
+    if field != "amount":
+        return None
 
-    return None
+    money = next((word for word in MONEY_WORDS if header_key(word) in key), None)
+    if money is None or _says_not_amount(text):
+        return None
+
+    return money
+
+
+def _says_not_amount(text: str) -> bool:
+    """Tell whether a header holds one of the ``NOT_AMOUNT_WORDS``."""
+    spaced = unicodedata.normalize("NFKC", _CAMEL_CASE.sub(" ", text)).casefold()
+    latin = set(_LATIN_WORD.findall(spaced))
+    for word in NOT_AMOUNT_WORDS:
+        if word.isascii() and word in latin:
+            return True
+        if not word.isascii() and word in spaced:
+            return True
+
+    return False
 
 
 def display_header(text: str) -> str:

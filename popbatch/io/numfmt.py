@@ -4,16 +4,20 @@ A workbook stores a number and, apart from it, the format that decides how
 Excel shows it. popbatch reads the number, and looks at the format only to
 tell whether the cell is a date, and whether the digits a person sees are
 the stored number's own (an id 123 formatted 000000 is shown as 000123).
-Nothing here renders a format: guessing what Excel displays is exactly what
-the reading rules avoid.
+Nothing here decides a value by rendering a format: guessing what Excel
+displays is exactly what the reading rules avoid. ``format_changes_value``
+only tells when a format shows another number than the one stored (and, for
+the message, roughly what Excel shows), so that such a cell is rejected.
 """
 
 from __future__ import annotations
 
 import math
 import re
+import unicodedata
 from datetime import datetime, timedelta
-from decimal import Decimal
+from decimal import ROUND_HALF_UP, Decimal
+from functools import lru_cache
 
 # Excel keeps 15 significant digits of a number: longer ids typed as
 # numbers have already lost their last digits.
@@ -132,6 +136,224 @@ def format_hides_digits(code: str, digits: int) -> str:
         return "leading_zeros"
 
     return ""
+
+
+# --- formats that show another number ------------------------------------
+
+# One token of a format code: a quoted text, an escaped character, padding
+# (_x) or fill (*x), a bracketed colour, currency, locale or condition,
+# General, an exponent, a digit placeholder, or any one other character.
+_TOKEN = re.compile(
+    r'"[^"]*"?|\\.|_.|\*.|\[[^\]]*\]?|general|[eE][+\-]|.', re.IGNORECASE | re.DOTALL
+)
+# [$¥-411]: a currency symbol (¥) and a locale; [$-411]: a locale alone.
+_CURRENCY = re.compile(r"\[\$([^\-\]]*)(?:-[^\]]*)?\]")
+# Words in a format's text that multiply what the digits say: 5 shown as
+# "5千円" or "5k" means 5,000.
+_MULTIPLIERS = re.compile(
+    r"[万千百億兆十%‰]|(?<![a-z])(?:k|m|mm|mn|b|bn|thousands?|millions?|billions?)(?![a-z])"
+)
+
+# Why a format shows another number, completing "... shows it as X in Excel
+# (why)"; the keys are what ``format_changes_value`` returns.
+WHY_SHOWN = {
+    "hidden": "the format hides the value",
+    "text": "the format shows text in place of the number",
+    "scaled": "a comma at the end of the format divides it by 1,000",
+    "percent": "% multiplies it by 100",
+    "digits": "the format adds digits of its own",
+    "unit": "the format adds a unit that multiplies it",
+    "other": "the format shows it in another form: an exponent, a fraction, "
+    "a condition or other numerals",
+}
+
+
+def _sections(code: str) -> list[list[str]]:
+    """Split a format code into its sections (positive; negative; zero; text)."""
+    sections: list[list[str]] = [[]]
+    for token in _TOKEN.findall(code):
+        if token == ";":
+            sections.append([])
+        else:
+            sections[-1].append(token)
+
+    return sections
+
+
+def _chosen(code: str, sign: int) -> tuple[list[str], bool]:
+    """Return the section Excel uses for a number of that sign, and if it is signed.
+
+    One section serves every number, with a minus sign Excel adds; with two,
+    the second is for negative numbers (and shows no sign of its own); with
+    three or more, the third is for zero.
+    """
+    sections = _sections(code)
+    if sign < 0 and len(sections) > 1:
+        return sections[1], False
+    if sign == 0 and len(sections) > 2:
+        return sections[2], False
+
+    return sections[0], sign < 0
+
+
+def _literal(token: str) -> str | None:
+    """Return the text a token shows as it is, or None for a token that is no text."""
+    if token.startswith('"'):
+        return token[1:-1] if len(token) > 1 and token.endswith('"') else token[1:]
+    if token.startswith("\\"):
+        return token[1:]
+    if token.startswith("["):
+        currency = _CURRENCY.fullmatch(token)
+        return currency.group(1) if currency else None
+    if len(token) == 1 and token not in "0#?,.%/@":
+        return token
+
+    return None
+
+
+@lru_cache(maxsize=1024)
+def classify_format(code: str, sign: int) -> str:
+    """Tell how a format shows a whole number of that sign (1, 0 or -1).
+
+    Returns "" when it shows the stored number itself, with or without
+    grouping commas, decimals of zeros, leading zeros, a currency sign or a
+    unit such as 円; else a key of ``WHY_SHOWN``.
+    """
+    tokens, _ = _chosen(code, sign)
+    placeholders = [t for t in tokens if t in ("0", "#", "?")]
+    general = any(t.casefold() in ("general", "@") for t in tokens)
+    texts = [text for text in map(_literal, tokens) if text is not None]
+    shown_text = unicodedata.normalize("NFKC", "".join(texts)).casefold()
+
+    for token in tokens:
+        if token.startswith("*") and token[1:].isdigit():
+            return "digits"
+        if token == "/" or (token[:1] in ("e", "E") and token[1:] in ("+", "-")):
+            return "other"
+        if (
+            token.startswith("[")
+            and not _COLOURS.fullmatch(token)
+            and not _CURRENCY.fullmatch(token)
+        ):
+            return "other"
+    if not general and (not placeholders or (sign == 0 and "0" not in placeholders)):
+        return "text" if shown_text.strip() else "hidden"
+    if any(
+        token == ","
+        and _after_digits(tokens, index)
+        and not _before_digit(tokens, index)
+        for index, token in enumerate(tokens)
+    ):
+        return "scaled"
+    if "%" in tokens:
+        return "percent"
+    if re.search(r"[0-9]", shown_text):
+        return "digits"
+    if _MULTIPLIERS.search(shown_text):
+        return "unit"
+
+    return ""
+
+
+def _after_digits(tokens: list[str], index: int) -> bool:
+    """Tell whether a digit placeholder comes before ``tokens[index]``."""
+    return any(t in ("0", "#", "?") for t in tokens[:index])
+
+
+def _before_digit(tokens: list[str], index: int) -> bool:
+    """Tell whether a digit placeholder comes right after ``tokens[index]``.
+
+    A comma between placeholders groups thousands; one after the last
+    placeholder divides the number by 1,000 (``#,##0,``).
+    """
+    following = tokens[index + 1 : index + 2]
+    return bool(following) and following[0] in ("0", "#", "?")
+
+
+def format_changes_value(code: str, value: int) -> tuple[str, str | None] | None:
+    """Tell whether a format shows a whole number as another number.
+
+    Returns None when Excel shows the stored number itself (``#,##0``,
+    ``¥#,##0``, ``#,##0 "円"``), else (key of ``WHY_SHOWN``, what Excel
+    shows): 5000000 formatted ``#,##0,`` shows ``5,000``. What it shows is
+    for the message only, and None when popbatch cannot tell.
+    """
+    sign = (value > 0) - (value < 0)
+    why = classify_format(code, sign)
+    if not why:
+        return None
+
+    return why, render_whole(code, value)
+
+
+def render_whole(code: str, value: int) -> str | None:
+    """Return roughly what Excel shows for a whole number, or None if unsure.
+
+    For messages: digit placeholders, grouping and scaling commas, decimals,
+    percent signs and text are rendered; exponents, fractions, conditions
+    and other numerals are not.
+    """
+    sign = (value > 0) - (value < 0)
+    if classify_format(code, sign) == "other":
+        return None
+    tokens, signed = _chosen(code, sign)
+    point = tokens.index(".") if "." in tokens else len(tokens)
+    whole = [i for i, t in enumerate(tokens[:point]) if t in ("0", "#", "?")]
+    decimals = [t for t in tokens[point:] if t in ("0", "#", "?")]
+    scale = sum(
+        1
+        for i, t in enumerate(tokens)
+        if t == "," and _after_digits(tokens, i) and not _before_digit(tokens, i)
+    )
+    grouped = any(
+        t == "," and _after_digits(tokens, i) and _before_digit(tokens, i)
+        for i, t in enumerate(tokens[:point])
+    )
+    number = Decimal(abs(value)) * 100 ** tokens.count("%") / 1000**scale
+    number = number.quantize(Decimal(1).scaleb(-len(decimals)), rounding=ROUND_HALF_UP)
+    integer, _, fraction = format(number, "f").partition(".")
+    integer = integer.lstrip("0")
+    digits = _fill_whole([tokens[i] for i in whole], integer)
+    if grouped:
+        digits = [f"{int(''.join(digits) or 0):,}" if "".join(digits).strip() else ""]
+
+    parts: list[str] = ["-"] if signed else []
+    for index, token in enumerate(tokens):
+        if index in whole:
+            if index == whole[-1]:
+                parts.append("".join(digits))
+        elif token.casefold() in ("general", "@"):
+            parts.append(format(number.normalize(), "f"))
+        elif token == "." and decimals:
+            parts.append(".")
+        elif index > point and token in ("0", "#", "?"):
+            parts.append(fraction[:1] or "0")
+            fraction = fraction[1:]
+        elif token.startswith("_"):
+            parts.append(" ")
+        elif token == "%":
+            parts.append("%")
+        else:
+            text = _literal(token)
+            if text is not None:
+                parts.append(text)
+
+    return "".join(parts)
+
+
+def _fill_whole(placeholders: list[str], integer: str) -> list[str]:
+    """Return the digits each whole-number placeholder shows, left to right."""
+    shown = []
+    rest = integer
+    for index, placeholder in enumerate(reversed(placeholders)):
+        last = index == len(placeholders) - 1
+        if rest:
+            shown.append(rest if last else rest[-1])
+            rest = "" if last else rest[:-1]
+        else:
+            shown.append({"0": "0", "#": "", "?": " "}[placeholder])
+
+    return list(reversed(shown))
 
 
 _EPOCH_1900 = datetime(1899, 12, 30)

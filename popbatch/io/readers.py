@@ -51,6 +51,7 @@ from popbatch.io.csvfile import (
     read_csv_records,
 )
 from popbatch.io.normalise import column_letter, display_header, quote
+from popbatch.io.numfmt import WHY_SHOWN
 from popbatch.io.xlsx import CellNote, Merge, SheetContent, read_workbook
 
 logger = logging.getLogger(__name__)
@@ -67,7 +68,8 @@ class CellProblem:
         column: 0-based position in the header row.
         reason: snake_case: ``date_cell``, ``error_cell``,
             ``formula_without_value``, ``number_format_hides_digits``,
-            ``number_too_long``, ``boolean_cell``, ``boolean_cell_invalid``,
+            ``number_format_changes_value``, ``number_too_long``,
+            ``boolean_cell``, ``boolean_cell_invalid``,
             ``merged_cells``; ``unnamed_text`` for CSV text past the last
             named column, ``text_past_header`` for a workbook's.
         message: a full sentence naming the header text and the value.
@@ -529,6 +531,8 @@ def _cell_problem(note: CellNote, labels: list[str]) -> CellProblem:
             "Excel keeps only 15, so the id has already been changed. Format the "
             "column as Text and re-enter the id."
         )
+    elif reason == "number_format_changes_value":
+        message = _format_message(label, letter, note)
     elif note.detail == "leading_zeros":
         message = (
             f"{label} is a number cell ({note.value}) displayed with format "
@@ -543,6 +547,23 @@ def _cell_problem(note: CellNote, labels: list[str]) -> CellProblem:
         )
 
     return CellProblem(note.row, note.column, reason, message)
+
+
+def _format_message(label: str, letter: str, note: CellNote) -> str:
+    """Say that a number cell's format shows another number than it stores."""
+    if note.shown is None:
+        shown = "shows it differently in Excel"
+    elif not note.shown.strip():
+        shown = "shows nothing in Excel"
+    else:
+        shown = f"shows it as {note.shown.strip()} in Excel"
+
+    return (
+        f"{label} cell {letter}{note.row} stores the number {note.value}, but its "
+        f"number format {note.number_format} {shown} ({WHY_SHOWN[note.detail]}); "
+        f"popbatch reads the stored {note.value}, not what Excel shows. Format "
+        f"column {letter} as General (or #,##0) and check the value."
+    )
 
 
 def _formula_message(label: str, note: CellNote) -> str:

@@ -32,6 +32,8 @@ from popbatch.io.numfmt import (
     BUILTIN_DATES,
     BUILTIN_FORMATS,
     SIGNIFICANT_DIGITS,
+    classify_format,
+    format_changes_value,
     format_hides_digits,
     is_date_format,
     number_text,
@@ -57,14 +59,17 @@ class CellNote:
         row: spreadsheet row number.
         column: 0-based column position.
         reason: ``date_cell``, ``error_cell``, ``formula_without_value``,
-            ``boolean_cell``, ``boolean_cell_invalid``, ``number_too_long`` or
-            ``number_format_hides_digits``.
+            ``boolean_cell``, ``boolean_cell_invalid``, ``number_too_long``,
+            ``number_format_changes_value`` or ``number_format_hides_digits``.
         value: the cell as read (a date as ISO text, an error as #DIV/0!).
         detail: for ``number_format_hides_digits``, ``leading_zeros`` when
             the format pads the number with zeros, else ``other``; for
+            ``number_format_changes_value``, a key of ``numfmt.WHY_SHOWN``; for
             ``formula_without_value``, ``stale`` when the workbook says its
             saved results are not up to date, ``empty`` for an empty result.
         number_format: the cell's number format code, where it matters.
+        shown: for ``number_format_changes_value``, what Excel shows ("" for
+            nothing), or None when popbatch cannot tell.
     """
 
     row: int
@@ -73,6 +78,7 @@ class CellNote:
     value: str
     detail: str = ""
     number_format: str = ""
+    shown: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -441,6 +447,8 @@ class _SheetReader:
         self.date1904 = date1904
         self.stale_results = False
         self.digits_shown: dict[tuple[int, int], str] = {}
+        # (style, sign) -> whether its format shows another number than stored
+        self.changes_value: dict[tuple[int, int], bool] = {}
         self.columns: dict[str, int] = {}
 
         self.row = 0
@@ -616,12 +624,41 @@ class _SheetReader:
         if too_long:
             self._note("number_too_long", text)
         elif whole and style:
-            shown = self._digits_shown(style, len(text.lstrip("-")))
-            if shown:
-                code = self.styles.code(style)
-                self._note("number_format_hides_digits", text, shown, code)
+            self._check_format(style, text)
 
         return text
+
+    def _check_format(self, style: int, text: str) -> None:
+        """Note a whole number whose format shows another number, or other digits.
+
+        A format that shows another number (5000000 as 5,000, 50 as 5000%,
+        0 as TRUE) rejects the cell in every column popbatch reads; one that
+        only shows other digits (123 as 000123, 123.00) matters for ids.
+        """
+        code = self.styles.code(style)
+        sign = -1 if text[0] == "-" else int(text != "0")
+        key = (style, sign)
+        changes = self.changes_value.get(key)
+        if changes is None:
+            changes = self.changes_value[key] = bool(classify_format(code, sign))
+        change = format_changes_value(code, int(text)) if changes else None
+        if change is not None:
+            why, shown = change
+            note = CellNote(
+                self.row,
+                self.column,
+                "number_format_changes_value",
+                text,
+                why,
+                code,
+                shown,
+            )
+            self.content.notes.append(note)
+            return
+
+        hides = self._digits_shown(style, len(text.lstrip("-")))
+        if hides:
+            self._note("number_format_hides_digits", text, hides, code)
 
     def _digits_shown(self, style: int, digits: int) -> str:
         """Return "" if the style shows a whole number's own digits, else why not."""
