@@ -571,7 +571,14 @@ def _notices(
     mapping: ColumnMap,
     valid: pd.DataFrame,
 ) -> tuple[str, ...]:
-    notices = [_blank_notice(run) for run in _runs(table.blank_rows)]
+    notices = []
+    if len(table.sheets) > 1 and not table.sheet_given:
+        names = ", ".join(repr(name) for name in table.sheets)
+        notices.append(
+            f"{table.path.name} has {len(table.sheets)} sheets ({names}); this "
+            f"reads sheet {table.sheet!r}: --sheet NAME reads another"
+        )
+    notices += [_blank_notice(run) for run in _runs(table.blank_rows)]
     if table.hidden_rows:
         rows = list(table.hidden_rows)
         notices.append(

@@ -663,3 +663,28 @@ def test_a_second_run_while_one_holds_the_journal_exits_75_and_sends_nothing(
         "A-5": "Succeeded",
     }
     assert popbatch.received(ORDERS) == dict.fromkeys(ORDERS, 1)
+
+
+def test_a_workbook_of_several_sheets_names_the_one_read_when_none_is_given(
+    popbatch: Popbatch, tmp_path: Path
+) -> None:
+    """Month-per-sheet workbooks: the first is read, and the run says so first."""
+    workbook = openpyxl.Workbook()
+    october = workbook.active
+    assert october is not None
+    october.title = "10月"
+    november = workbook.create_sheet("11月")
+    for sheet, order_id in ((october, "A-1"), (november, "A-2")):
+        sheet.append(["order_id", "amount"])
+        sheet.append([order_id, 1000])
+    path = tmp_path / "captures.xlsx"
+    workbook.save(path)
+
+    ran = popbatch.run("capture", path)
+
+    assert ran.exit_code == 0
+    assert ran.lines[0] == (
+        "Note: captures.xlsx has 2 sheets ('10月', '11月'); this reads sheet "
+        "'10月': --sheet NAME reads another"
+    )
+    assert popbatch.received(["A-1", "A-2"]) == {"A-1": 1, "A-2": 0}

@@ -110,6 +110,8 @@ class InputTable:
         hidden_rows: data rows that Excel hides (filtered or hidden); they
             are read like any other row.
         header_row: the spreadsheet row of the header.
+        sheet_given: Excel only: the sheet was named with --sheet, not
+            chosen as the first.
     """
 
     path: Path
@@ -127,6 +129,7 @@ class InputTable:
     notes: tuple[str, ...] = ()
     hidden_rows: tuple[int, ...] = ()
     header_row: int = 1
+    sheet_given: bool = False
 
     def header_label(self, column: int) -> str:
         """Return how messages name a column: its trimmed header, or its letter."""
@@ -384,6 +387,7 @@ def _read_xlsx(path: Path, data: bytes, digest: str, sheet: str | None) -> Input
         notes=tuple(notes),
         hidden_rows=hidden,
         header_row=layout.header_row,
+        sheet_given=sheet is not None,
     )
 
 
