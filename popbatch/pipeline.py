@@ -366,7 +366,9 @@ def _send_and_report(
     batch = journal.get_batch(batch.id)
     run = reporting_run(journal.runs(batch.id), final_rows)
 
-    report = build_report(batch, run, final_rows, exit_code=exit_code)
+    report = build_report(
+        batch, run, final_rows, exit_code=exit_code, events=journal.events(batch.id)
+    )
     folder = options.out_dir / results_folder_name(batch)
     write_results(
         report, folder, csv_encoding=options.csv_encoding, journal=journal.path

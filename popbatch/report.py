@@ -21,19 +21,21 @@ import statistics
 import time
 from collections import Counter
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
 from popbatch.config import default_journal_path
 from popbatch.errors import ExitCode
+from popbatch.journal.model import RowEvent
 from popbatch.operations import OPERATIONS, Operation, describe_code
 from popbatch.rows import (
     GROUP_ORDER,
     BatchRecord,
     Group,
     RowRecord,
+    RowState,
     RunRecord,
 )
 
@@ -42,6 +44,36 @@ ROWS_NAMED = 20
 
 # Review order ids the end-of-run summary names before "and N more".
 ORDERS_NAMED = 10
+
+# The journal events that send a Review row again: --resend-unknown, and a
+# row resolved as failed that its batch plans again.
+SENT_AGAIN_EVENTS = frozenset({"resend_requested", "replanned"})
+
+# The Failed sheet's reason for a row that POP refused when it was sent again
+# after an unknown outcome. POP's codes for "already done" are not in the API
+# text, so any refusal may mean that the first request was applied: such a
+# row is never put in the retry file.
+SENT_AGAIN_REASON = (
+    "sent again after Review, and POP refused it: if the first request was "
+    "applied, this is why; check the order in the merchant portal before "
+    "sending it again"
+)
+
+# Reasons shown to people in other words than the client's code. The API
+# text never calls a gateway failure a card decline (RM01 is a "Gateway
+# Error", RM03 an "MDK Error", and AC38 an amount above the authorisation),
+# so popbatch does not either.
+SHOWN_REASONS = {"declined": "refused by the payment gateway"}
+
+# The result codes of an error returned by or on the way to the payment
+# gateway (API text, Result Codes): one code for many gateway answers, told
+# apart by the gateway's own v_result_code.
+GATEWAY_RESULT_CODES = frozenset({"RM01", "RM03"})
+
+
+def shown_reason(reason: str) -> str:
+    """A failure's reason code as the results show it to people."""
+    return SHOWN_REASONS.get(reason, reason)
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,11 +102,18 @@ class Tally:
 class CodeTally:
     """The rows of one group that share a result code (or, lacking one, a reason).
 
+    Failed rows that the payment gateway refused are counted per gateway
+    code as well (``RM01 / AC38``): one result code covers a card refused,
+    an amount above the authorisation and an unknown order.
+
     Args:
         code: the POP result code, or None when the rows have none.
         label: the code, or popbatch's reason in brackets, e.g. ``(rejected)``
-            or ``(read_timeout)``: what the Summary's code column shows.
-        meaning: the API text's meaning of the code, or a phrase for a reason.
+            or ``(read_timeout)``, with the gateway's code after a slash when
+            there is one: what the Summary's code column shows.
+        meaning: the API text's meaning of the code, POP's own ``merr_msg``
+            for a gateway code, or a phrase for a reason.
+        v_result_code: the gateway's code, in full, for a gateway refusal.
     """
 
     group: Group
@@ -82,6 +121,7 @@ class CodeTally:
     label: str
     meaning: str
     tally: Tally
+    v_result_code: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -178,6 +218,8 @@ class Report:
         full_refunds: per group, the row numbers of cancel rows without an
             amount (the full amount of the order is refunded).
         notices: facts about the input reported once (blank rows, sheet).
+        sent_again: the journal ids of the rows sent again after Review
+            (``--resend-unknown``, or resolved as failed and planned again).
     """
 
     batch: BatchRecord
@@ -192,6 +234,7 @@ class Report:
     full_refunds: Mapping[Group, tuple[int, ...]]
     timings: Timings
     notices: tuple[str, ...]
+    sent_again: frozenset[int] = frozenset()
 
     @property
     def live(self) -> bool:
@@ -202,6 +245,26 @@ class Report:
     def mode(self) -> str:
         """``live`` or ``test``, as the Summary and summary.json say it."""
         return "live" if self.batch.live else "test"
+
+    def refused_after_resend(self, row: RowRecord) -> bool:
+        """Whether POP refused ``row`` when it was sent again after Review.
+
+        Such a refusal may say that the first request was applied (an order
+        already captured, an order id already used), so the row is not for
+        the retry file: a person checks the order first.
+        """
+        return (
+            row.state is RowState.FAILED
+            and row.id is not None
+            and row.id in self.sent_again
+        )
+
+    @property
+    def refused_again(self) -> tuple[RowRecord, ...]:
+        """The Failed rows that POP refused when they were sent again after Review."""
+        return tuple(
+            row for row in self.groups[Group.FAILED] if self.refused_after_resend(row)
+        )
 
     @property
     def full_refund_count(self) -> int:
@@ -238,6 +301,7 @@ def build_report(
     exit_code: int,
     rows_read: int | None = None,
     finished_at: datetime | None = None,
+    events: Iterable[RowEvent] = (),
 ) -> Report:
     """Sort a batch's rows into the result groups and count them.
 
@@ -247,6 +311,8 @@ def build_report(
         rows_read: the number of order rows the reader found in the file;
             when given, the adding-up check compares the journal with it.
         finished_at: when the run ended, if ``run`` does not say yet.
+        events: the batch's row events (``Journal.events``): they say which
+            rows were sent again after Review.
 
     Raises:
         ValueError: the batch names an operation popbatch does not have.
@@ -278,6 +344,9 @@ def build_report(
         full_refunds=full_refunds,
         timings=_timings(batch, run, finished, groups),
         notices=batch.notices,
+        sent_again=frozenset(
+            event.row_id for event in events if event.kind in SENT_AGAIN_EVENTS
+        ),
     )
 
 
@@ -309,14 +378,42 @@ def _in_result_order(group: Group, rows: list[RowRecord]) -> tuple[RowRecord, ..
     return tuple(sorted(rows, key=lambda row: row.row))
 
 
-def _code_key(row: RowRecord) -> tuple[bool, str]:
+def _code_key(row: RowRecord) -> tuple[bool, str, str]:
     code = result_code(row)
-    return (code is None, code or "")
+    gateway = gateway_answer(row)
+    return (code is None, code or "", gateway[0] if gateway else "")
 
 
 def result_code(row: RowRecord) -> str | None:
     """The POP result code of the row's last attempt, if it got one."""
     return row.outcome.result_code if row.outcome is not None else None
+
+
+def gateway_answer(row: RowRecord) -> tuple[str, str | None] | None:
+    """The gateway's ``v_result_code`` and ``merr_msg`` for a refused row, if any.
+
+    The API text returns both only from the payment gateway ("In case there
+    is an error before request is sent to the Payment Gateway, then this
+    parameter value is not returned"), so a row without them has none.
+    """
+    outcome = row.outcome
+    if outcome is None or outcome.response is None:
+        return None
+    code = outcome.response.get("v_result_code")
+    if not isinstance(code, str) or not code.strip():
+        return None
+    message = outcome.response.get("merr_msg")
+    return code.strip(), message.strip() if isinstance(message, str) else None
+
+
+def short_gateway_code(code: str) -> str:
+    """A gateway code as people quote it: ``AC38`` for ``AC38000000000000``.
+
+    The first four characters name the result; the code is shortened only
+    when the rest is zeros, so no two codes read the same.
+    """
+    head, rest = code[:4], code[4:]
+    return head if rest.strip("0") == "" else code
 
 
 def _tally(rows: Sequence[RowRecord], operation: Operation) -> Tally:
@@ -398,21 +495,40 @@ def _code_tallies(
 ) -> tuple[CodeTally, ...]:
     found: list[CodeTally] = []
     for group in GROUP_ORDER:
-        members: dict[tuple[bool, str], list[RowRecord]] = {}
-        meanings: dict[tuple[bool, str], tuple[str | None, str]] = {}
+        members: dict[tuple[bool, str, str], list[RowRecord]] = {}
+        firsts: dict[tuple[bool, str, str], CodeTally] = {}
         for row in groups[group]:
-            code = result_code(row)
-            label = code if code is not None else f"({_reason(group, row)})"
-            key = (code is None, label)
+            line = _code_line(group, row)
+            key = (line.code is None, line.code or line.label, line.v_result_code or "")
             members.setdefault(key, []).append(row)
-            if key not in meanings:
-                meanings[key] = (code, _meaning(group, row, code))
+            firsts.setdefault(key, line)
 
         for key in sorted(members):
-            code, meaning = meanings[key]
             tally = _tally(members[key], operation)
-            found.append(CodeTally(group, code, key[1], meaning, tally))
+            found.append(replace(firsts[key], tally=tally))
     return tuple(found)
+
+
+def _code_line(group: Group, row: RowRecord) -> CodeTally:
+    """The Summary's code line ``row`` is counted on, before counting."""
+    code = result_code(row)
+    gateway = (
+        gateway_answer(row)
+        if group is Group.FAILED and code in GATEWAY_RESULT_CODES
+        else None
+    )
+    if gateway is not None:
+        v_code, message = gateway
+        return CodeTally(
+            group,
+            code,
+            f"{code} / {short_gateway_code(v_code)}",
+            message or f"{describe_code(code)}; no merr_msg",
+            Tally(),
+            v_code,
+        )
+    label = code if code is not None else f"({shown_reason(_reason(group, row))})"
+    return CodeTally(group, code, label, _meaning(group, row, code), Tally())
 
 
 def _reason(group: Group, row: RowRecord) -> str:
@@ -556,11 +672,15 @@ def summary_dict(report: Report, *, folder: Path | None = None) -> dict[str, Any
             {
                 "group": line.group.value.lower(),
                 "code": line.code,
+                "v_result_code": line.v_result_code,
                 "label": line.label,
                 "meaning": line.meaning,
                 **_tally_dict(line.tally),
             }
             for line in report.codes
+        ],
+        "refused_after_resend": [
+            {"row": row.row, "order_id": row.order_id} for row in report.refused_again
         ],
         "full_refund_rows": {
             group.value.lower(): list(rows)
@@ -607,10 +727,48 @@ def summary_lines(
     if refunds:
         lines.append(refunds)
     lines += review_advice(report, journal=journal)
+    refused = refused_again_sentence(report)
+    if refused:
+        lines.append(refused)
     if folder is not None:
         lines.append(f"Results: {folder}")
     lines.append(f"Exit {int(report.exit_code)}: {report.exit_code.meaning}")
     return lines
+
+
+def refused_again_sentence(report: Report) -> str | None:
+    """The line naming the rows POP refused when sent again after Review, or None.
+
+    The end of a run and the Summary's notices both say it: a person who
+    "fixes" such a row with a new order id charges or refunds twice when the
+    first request was applied.
+    """
+    rows = report.refused_again
+    if not rows:
+        return None
+
+    named = _named_orders(rows)
+    one = len(rows) == 1
+    return (
+        f"SENT AGAIN AFTER REVIEW AND REFUSED: {len(rows):,} "
+        f"{'row was' if one else 'rows were'} sent again after an unknown outcome, "
+        f"and POP refused {'it' if one else 'them'} ({named}). If the first "
+        f"request was applied, that is why: check {'the order' if one else 'each order'} "
+        "in the merchant portal before sending it again. "
+        f"{'It is' if one else 'They are'} in Failed but not in the retry file."
+    )
+
+
+def _named_orders(rows: Sequence[RowRecord]) -> str:
+    """``order_id A-1, A-2`` (or rows, for rows without one), ``and N more``."""
+    names = [
+        f"row {row.row}" if row.order_id is None else str(row.order_id) for row in rows
+    ]
+    shown = ", ".join(dict.fromkeys(names[:ORDERS_NAMED]))
+    rest = len(names) - ORDERS_NAMED
+    if rest > 0:
+        shown += f" and {rest:,} more"
+    return f"order_id {shown}"
 
 
 def live_money_phrase(report: Report) -> str:

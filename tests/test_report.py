@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,7 @@ import pytest
 from records import T0, batch_record, run_record
 
 from popbatch.errors import ExitCode
+from popbatch.journal import RowEvent
 from popbatch.report import (
     AddingUp,
     CodeTally,
@@ -384,6 +386,7 @@ def test_summary_dict_holds_what_monitoring_reads() -> None:
     assert found["result_codes"][1] == {
         "group": "failed",
         "code": "RC3A",
+        "v_result_code": None,
         "label": "RC3A",
         "meaning": 'Invalid "Amount"',
         "rows": 1,
@@ -494,3 +497,113 @@ def test_the_commands_shown_name_a_journal_unless_it_is_the_default(
     assert journal_option(None) == ""
     assert journal_option(default) == ""
     assert journal_option(other) == f" --journal '{other}'"
+
+
+def refused(
+    row: int, order_id: str, amount: int, v_code: str, message: str
+) -> RowRecord:
+    """A Failed row that the payment gateway refused with ``v_code`` (RM01)."""
+    record = answered(row, order_id, amount, code="RM01", state=RowState.FAILED)
+    assert record.outcome is not None
+    response = {
+        "order_id": order_id,
+        "status": "failure",
+        "result_code": "RM01",
+        "message": "Gateway error",
+        "m_status": "failure",
+        "v_result_code": v_code,
+        "merr_msg": message,
+    }
+    record.outcome = replace(record.outcome, response=response)
+    return record
+
+
+def test_gateway_refusals_are_counted_per_gateway_code_with_pops_message() -> None:
+    """RM01 splits into card declines and amounts above the authorisation."""
+    rows = [
+        refused(2, "D-1", 1000, "AG48000000000000", "無効カードです。"),
+        refused(
+            3,
+            "O-1",
+            5000,
+            "AC38000000000000",
+            "パラメータで指定した金額は超過しています。",
+        ),
+        refused(4, "D-2", 2000, "AG48000000000000", "無効カードです。"),
+        refused(
+            5,
+            "P-1",
+            700,
+            "AC22XH0900000000",
+            "カード番号パラメータが設定していません。",
+        ),
+    ]
+
+    report = build_report(make_batch(), make_run(), rows, exit_code=1)
+
+    assert [
+        (line.label, line.meaning, line.v_result_code, line.tally)
+        for line in report.codes
+    ] == [
+        (
+            "RM01 / AC22XH0900000000",
+            "カード番号パラメータが設定していません。",
+            "AC22XH0900000000",
+            Tally(1, 700),
+        ),
+        (
+            "RM01 / AC38",
+            "パラメータで指定した金額は超過しています。",
+            "AC38000000000000",
+            Tally(1, 5000),
+        ),
+        ("RM01 / AG48", "無効カードです。", "AG48000000000000", Tally(2, 3000)),
+    ]
+    assert [row.order_id for row in report.groups[Group.FAILED]] == [
+        "P-1",
+        "O-1",
+        "D-1",
+        "D-2",
+    ]
+
+
+def test_a_row_refused_after_it_was_sent_again_is_named_at_the_end() -> None:
+    """Only Failed rows with a resend event count; the last lines name them."""
+    again = refused(2, "A-1", 1000, "AC47000000000000", "既に売上済みの取引です。")
+    again.id = 41
+    plain = refused(3, "A-2", 1000, "AG48000000000000", "無効カードです。")
+    plain.id = 42
+    events = [
+        RowEvent(
+            row_id=row_id,
+            row=row,
+            order_id=order_id,
+            kind=kind,
+            from_state=RowState.UNKNOWN,
+            to_state=RowState.PLANNED,
+            at=T0,
+            outcome=None,
+            attempts=1,
+            note=None,
+            by=None,
+        )
+        for row_id, row, order_id, kind in (
+            (41, 2, "A-1", "replanned"),
+            (42, 3, "A-2", "interrupted"),
+        )
+    ]
+
+    report = build_report(
+        make_batch(), make_run(), [again, plain], exit_code=1, events=events
+    )
+
+    assert report.refused_again == (again,)
+    assert summary_lines(report)[-2] == (
+        "SENT AGAIN AFTER REVIEW AND REFUSED: 1 row was sent again after an unknown "
+        "outcome, and POP refused it (order_id A-1). If the first request was "
+        "applied, that is why: check the order in the merchant portal before "
+        "sending it again. It is in Failed but not in the retry file."
+    )
+    assert summary_dict(report)["refused_after_resend"] == [
+        {"row": 2, "order_id": "A-1"}
+    ]

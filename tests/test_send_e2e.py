@@ -599,7 +599,7 @@ def test_declines_are_failed_and_never_stop_the_batch(
     assert ran.exit_code == 1
     assert ran.order_ids("failed") == orders
     assert reason_and_detail(ran, "failed")["D-1"] == (
-        "declined",
+        "refused by the payment gateway",
         "the payment gateway refused it: 無効カードです。 (RM01, gateway code "
         "AG48000000000000)",
     )

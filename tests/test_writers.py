@@ -23,6 +23,7 @@ from xlsxwriter.exceptions import FileCreateError
 from popbatch.errors import OutputError, UsageError
 from popbatch.io import writers
 from popbatch.io.csvout import FORMULA_STARTS
+from popbatch.io.summarysheet import visible_options
 from popbatch.io.writers import (
     WorkbookLimits,
     check_csv_encoding,
@@ -454,7 +455,7 @@ def test_failed_is_sorted_by_result_code_with_reason_and_detail(written: Path) -
     ]
     assert rows[1][10:13] == (
         "無効カードです。",
-        "declined",
+        "refused by the payment gateway",
         "POP declined the capture",
     )
 
@@ -579,7 +580,7 @@ def test_summary_says_what_ran_who_ran_it_and_when(written: Path) -> None:
     assert summary_value(sheet, "Run by") == "alice@box1"
     assert summary_value(sheet, "popbatch version") == "0.1.0"
     assert summary_value(sheet, "Endpoint") == "http://127.0.0.1:8080/pop/v1"
-    assert summary_value(sheet, "Option rate") == "5.0"
+    assert summary_value(sheet, "Option rate") == "5"
     assert (
         summary_value(sheet, "Exit code")
         == "1: some rows failed at POP, were rejected, or need a decision"
@@ -627,7 +628,7 @@ def test_summary_counts_groups_and_codes_and_shows_they_add_up(written: Path) ->
         (
             "Group",
             "Result code",
-            "Meaning (API text)",
+            "Meaning (API text, or the gateway's merr_msg)",
             "Rows",
             "Amount (yen)",
             "Full-amount refunds",
@@ -652,14 +653,7 @@ def test_summary_counts_groups_and_codes_and_shows_they_add_up(written: Path) ->
     assert rows[codes + 1 : codes + 8] == [
         ("Succeeded", "R001", "Payment Captured Successfully", 4, 13000, 0),
         ("Failed", "RC3A", 'Invalid "Amount"', 1, 3000, 0),
-        (
-            "Failed",
-            "RM03",
-            "MDK Error - an error returned by the Payment Gateway",
-            1,
-            2000,
-            0,
-        ),
+        ("Failed", "RM03 / AG48", "無効カードです。", 1, 2000, 0),
         (
             "Rejected",
             "(rejected)",
@@ -1203,3 +1197,27 @@ def test_authorize_shows_the_booleans_sent_and_the_paynow_answer(
     assert found["meaning"] == "Payment Authorized Successfully"
     assert found["paynow_default_card"] == "true"
     assert found["defaults"] == "capture: not set (API default true)"
+
+
+def test_summary_shows_options_as_a_person_types_them() -> None:
+    """yes and no, whole numbers without .0, a rate of 2.5 as 2.5, not set."""
+    options = {
+        "live": False,
+        "skip_invalid": True,
+        "rate": 100.0,
+        "concurrency": 4,
+        "max_total": None,
+        "timeouts": {"connect": 5.0, "read": 2.5},
+        "server_key_file": "/home/alice/.pop-key",
+    }
+
+    shown = visible_options(options)
+
+    assert shown == [
+        ("concurrency", "4"),
+        ("live", "no"),
+        ("max_total", "not set"),
+        ("rate", "100"),
+        ("skip_invalid", "yes"),
+        ("timeouts", "connect=5, read=2.5"),
+    ]

@@ -22,7 +22,14 @@ from typing import Any
 
 from popbatch.io.normalise import escape_invisible, quote
 from popbatch.operations import describe_code
-from popbatch.report import Report, is_full_refund, iso_time, result_code
+from popbatch.report import (
+    SENT_AGAIN_REASON,
+    Report,
+    is_full_refund,
+    iso_time,
+    result_code,
+    shown_reason,
+)
 from popbatch.rows import Group, RowRecord
 
 Cell = str | int | None
@@ -134,7 +141,10 @@ def group_layout(report: Report, group: Group) -> Layout:
         columns += [Column("result_code"), Column("meaning")]
         columns += [Column(name) for name in response_fields]
     if explained:
-        columns += [Column("reason"), Column("detail", Kind.WRAP)]
+        reason = (
+            Kind.WRAP if report.refused_again and group is Group.FAILED else Kind.TEXT
+        )
+        columns += [Column("reason", reason), Column("detail", Kind.WRAP)]
     if review:
         columns += [
             Column("http_status", Kind.NUMBER),
@@ -181,7 +191,7 @@ def group_layout(report: Report, group: Group) -> Layout:
             else:
                 out += [None] * len(response_fields)
         if explained:
-            out += _explanation(row)
+            out += _explanation(row, report)
         if review:
             out += _evidence(row)
         if sent:
@@ -328,10 +338,16 @@ def resolution_text(row: RowRecord) -> str | None:
     )
 
 
-def _explanation(row: RowRecord) -> list[Cell]:
-    """Reason and detail: the last answer's, or why a row was held unsent."""
+def _explanation(row: RowRecord, report: Report) -> list[Cell]:
+    """Reason and detail: the last answer's, or why a row was held unsent.
+
+    A row that POP refused when it was sent again after Review says so in
+    its reason: the refusal may mean that the first request was applied.
+    """
     if row.outcome is not None:
-        return [row.outcome.reason, row.outcome.detail]
+        if report.refused_after_resend(row):
+            return [SENT_AGAIN_REASON, row.outcome.detail]
+        return [shown_reason(row.outcome.reason), row.outcome.detail]
     if row.problems:
         return [
             row.problems[0].reason,

@@ -179,7 +179,7 @@ class SummarySheet:
         self.line(
             "Group",
             "Result code",
-            "Meaning (API text)",
+            "Meaning (API text, or the gateway's merr_msg)",
             "Rows",
             "Amount (yen)",
             "Full-amount refunds",
@@ -228,23 +228,38 @@ class SummarySheet:
 
 
 def visible_options(options: Mapping[str, Any]) -> list[tuple[str, str]]:
-    """The run's options as ``name, value`` texts, leaving out anything key-like."""
+    """The run's options as ``name, value`` texts, leaving out anything key-like.
+
+    Values read as a person types them: ``yes`` or ``no``, ``100`` rather
+    than ``100.0``, ``not set`` for an option not given.
+    """
     shown = []
     for name in sorted(options):
         lowered = name.lower()
-        if any(
-            word in lowered for word in ("key", "secret", "token", "password", "auth")
-        ):
+        if any(word in lowered for word in _SECRET_WORDS):
             continue
         value = options[name]
         if isinstance(value, dict):
-            text = ", ".join(f"{inner}={value[inner]}" for inner in sorted(value))
-        elif value is None:
-            text = "not set"
+            text = ", ".join(
+                f"{inner}={option_text(value[inner])}" for inner in sorted(value)
+            )
         else:
-            text = str(value)
+            text = option_text(value)
         shown.append((name, text))
     return shown
+
+
+def option_text(value: Any) -> str:
+    """One option's value as a person types it: ``yes``, ``no``, ``100``, ``2.5``."""
+    if value is None:
+        return "not set"
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, float):
+        if value.is_integer() and abs(value) < 1e15:
+            return str(int(value))
+        return repr(value)
+    return str(value)
 
 
 def _read_as(report: Report) -> str:

@@ -23,7 +23,11 @@ zeros, merged cells) are left out and named in the Summary: their text as
 read is not what was typed, so written back it would be sent unchanged. Review
 rows are left out on purpose (they may have been processed: sending them
 again could charge or refund twice), and so are Pending rows (running the
-original command again resumes them) and Skipped rows (already done).
+original command again resumes them) and Skipped rows (already done). So
+are two kinds of Failed rows: those POP refused when they were sent again
+after Review (the first request may have been applied, and the refusal
+says so: named in the Summary and at the end of the run), and those a
+person resolved as failed (the original command sends them again).
 
 Batch numbers count per journal, so two journals (a cron job's and a
 person's) writing under the same output folder can each have a batch 3 of
@@ -47,6 +51,7 @@ import re
 import secrets
 import shutil
 import time
+from collections import Counter
 from collections.abc import Iterator, Sequence
 from contextlib import ExitStack, contextmanager
 from dataclasses import dataclass, replace
@@ -68,8 +73,14 @@ from popbatch.io.xlsxout import (
     joined_texts,
     write_text_workbook,
 )
-from popbatch.report import Report, name_rows, result_code, summary_dict
-from popbatch.rows import GROUP_ORDER, BatchRecord, Group, RowRecord
+from popbatch.report import (
+    Report,
+    name_rows,
+    refused_again_sentence,
+    result_code,
+    summary_dict,
+)
+from popbatch.rows import GROUP_ORDER, BatchRecord, Group, RowRecord, RowState
 
 logger = logging.getLogger(__name__)
 
@@ -462,6 +473,9 @@ def _write_files(
         replaced.update(found)
 
     retry = _write_retry(report, staging, book.notes)
+    refused = refused_again_sentence(report)
+    if refused:
+        notices.append(refused)
     notices += book.notes.sentences()
     notices += _encoding_notices(replaced, csv_encoding)
     if retry is not None:
@@ -575,7 +589,12 @@ def _write_retry(
     """Write retry.csv or retry.xlsx; return its name and the Summary's notice."""
     batch = report.batch
     rows = sorted(
-        (row for group in RETRY_GROUPS for row in report.groups[group]),
+        (
+            row
+            for group in RETRY_GROUPS
+            for row in report.groups[group]
+            if _for_retry(report, row)
+        ),
         key=lambda row: row.row,
     )
     # A cell rejected for how Excel stored it (a date, a number shown with
@@ -610,19 +629,34 @@ def _write_retry(
             for row, values in zip(rows, cells, strict=True):
                 out.add(values, row.row)
 
+    written = Counter(row.group for row in rows)
     counts = " and ".join(
-        f"{len(report.groups[group]):,} {group.value}"
-        for group in RETRY_GROUPS
-        if report.groups[group]
+        f"{written[group]:,} {group.value}" for group in RETRY_GROUPS if written[group]
     )
+    noun, them = ("row", "it") if len(rows) == 1 else ("rows", "them")
     notice = (
-        f"{name} holds the {counts} rows as read, in the input's columns and format: "
-        "fix them and run the same command on it. Review rows are not in it: "
-        "check them in the merchant portal first."
+        f"{name} holds the {counts} {noun} as read, in the input's columns and "
+        f"format: fix {them} and run the same command on it. Review rows are not "
+        "in it: check them in the merchant portal first."
     )
+    if any(row.state is RowState.RESOLVED for row in report.groups[Group.FAILED]):
+        notice += " Nor are rows resolved as failed: the same command sends them again."
     if left_out:
         notice += " " + _left_out_notice(left_out)
     return name, notice
+
+
+def _for_retry(report: Report, row: RowRecord) -> bool:
+    """Whether a Failed or Rejected row goes into the retry file.
+
+    Not a row that POP refused when it was sent again after Review (the
+    first request may have been applied: sent under a new order id, it would
+    charge or refund twice), nor one a person resolved as failed, which the
+    same command sends again.
+    """
+    if report.refused_after_resend(row):
+        return False
+    return row.state is not RowState.RESOLVED
 
 
 def _excel_cell_rejection(row: RowRecord) -> bool:
