@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 import json
 import os
 import signal
@@ -793,6 +794,38 @@ def test_apply_records_an_outcome_and_the_next_intent_in_one_call(
     assert stored[0].outcome == success("A-1")
     assert stored[0].finished_at == T0
     assert stored[1].outcome is None
+
+
+def test_evidence_no_json_text_can_hold_is_stored_as_text(journal: Journal) -> None:
+    """No answer makes a row unrecordable: NaN, infinity, lone surrogates."""
+    batch = make_batch(journal)
+    row = planned(2, "A-1")
+    journal.add_rows(batch.id, [row])
+    assert row.id is not None
+    odd = Outcome(
+        OutcomeKind.UNKNOWN,
+        "not_pop_json",
+        "half \ud800",
+        response={"fee": float("inf"), "k\udc00": [float("nan"), -float("inf")]},
+        body_text="bad \udfff",
+        content_type="text/plain",
+    )
+
+    journal.apply(
+        [
+            RowUpdate(row.id, RowState.IN_FLIGHT, attempts=1, first_sent_at=T0),
+            RowUpdate(row.id, RowState.UNKNOWN, outcome=odd, finished_at=T0),
+        ]
+    )
+
+    [stored] = journal.rows(batch.id)
+    assert stored.state is RowState.UNKNOWN
+    assert stored.outcome == dataclasses.replace(
+        odd,
+        detail="half \\ud800",
+        response={"fee": "inf", "k\\udc00": ["nan", "-inf"]},
+        body_text="bad \\udfff",
+    )
 
 
 def test_apply_keeps_the_first_sent_time_and_fields_left_out(journal: Journal) -> None:

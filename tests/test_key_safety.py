@@ -5,16 +5,20 @@ logging to a log file, a retried 429, a decline, Review rows (one of them
 an error page that echoes the key back) and a second run whose key POP
 rejects. Then every file the runs left, and everything they printed, is
 searched for the key in each form it could leak in: plain, base64, the
-Authorization header's value, URL-encoded.
+Authorization header's value, each read again after undoing URL escapes,
+JSON and script escapes and HTML character references, however mixed.
 """
 
 from __future__ import annotations
 
 import base64
+import html
+import re
 import zipfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
+from urllib.parse import quote, unquote
 
 import pytest
 from harness import Popbatch
@@ -41,9 +45,46 @@ def leaked_forms(key: str) -> dict[str, bytes]:
     return {
         "plain": key.encode(),
         "base64": base64.b64encode(key.encode()).rstrip(b"="),
-        "authorization": token.encode(),
+        "url-safe base64": base64.urlsafe_b64encode(key.encode()).rstrip(b"="),
+        "authorization": token.rstrip("=").encode(),
         "url-encoded": quote(key, safe="").encode(),
     }
+
+
+_ESCAPE = re.compile(
+    r"\\u([0-9a-fA-F]{4})|\\U([0-9a-fA-F]{8})|\\x([0-9a-fA-F]{2})|\\([/\"\\])"
+)
+
+
+def unescaped(text: str) -> str:
+    """``text`` with JSON and script escapes undone (``\\u0041``, ``\\/``...)."""
+
+    def one(found: re.Match[str]) -> str:
+        digits = found.group(1) or found.group(2) or found.group(3)
+        return chr(int(digits, 16)) if digits else found.group(4)
+
+    text = _ESCAPE.sub(one, text)
+    # Escaped surrogate pairs, now two characters, become the one they spell.
+    return text.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+
+
+def readings(data: bytes) -> list[bytes]:
+    """``data``, and the text it reads as once every escape is undone, repeatedly.
+
+    URL escapes, JSON and script escapes and HTML character references are
+    undone together until nothing changes, so that a key spelled in a
+    mixture of them, or escaped twice, reads as itself.
+    """
+    text = data.decode("utf-8", "replace")
+    found = [data]
+    for _ in range(5):
+        undone = html.unescape(unquote(unescaped(text)))
+        if undone == text:
+            break
+        text = undone
+        found.append(text.encode("utf-8", "replace"))
+
+    return found
 
 
 def contents(path: Path) -> list[tuple[str, bytes]]:
@@ -59,14 +100,17 @@ def contents(path: Path) -> list[tuple[str, bytes]]:
 
 
 def leaks(key: str, texts: list[tuple[str, bytes]]) -> list[str]:
-    """Where any form of ``key`` appears, as ``place: form``."""
+    """Where any form of ``key`` appears, however spelled, as ``place: form``."""
     forms = leaked_forms(key)
-    return [
-        f"{place}: {name}"
-        for place, data in texts
-        for name, form in forms.items()
-        if form in data
-    ]
+    return sorted(
+        {
+            f"{place}: {name}"
+            for place, data in texts
+            for reading in readings(data)
+            for name, form in forms.items()
+            if form in reading
+        }
+    )
 
 
 def every_file(folder: Path) -> list[Path]:
@@ -169,3 +213,183 @@ def test_objects_that_hold_the_key_never_show_it() -> None:
     texts = [(f"shown[{n}]", text.encode()) for n, text in enumerate(shown)]
     assert leaks(CANARY, texts) == []
     assert repr(key) == "ServerKey('********')"
+
+
+# A key with the characters that escape differently: / + = - and letters.
+# 21 characters, a multiple of 3, as above.
+ODD_KEY = "Ab/Cd+Ef=Gh-secret-x9"
+assert len(ODD_KEY) % 3 == 0
+
+
+def spelled(key: str, *spellings: Callable[[str], str]) -> str:
+    """``key`` with its characters spelled by ``spellings`` in turn."""
+    return "".join(spellings[n % len(spellings)](c) for n, c in enumerate(key))
+
+
+def url_lower(char: str) -> str:
+    return char if char.isalnum() else f"%{ord(char):02x}"
+
+
+def url_upper(char: str) -> str:
+    return f"%{ord(char):02X}"
+
+
+def url_twice(char: str) -> str:
+    return f"%25{ord(char):02x}"
+
+
+def json_u_lower(char: str) -> str:
+    return f"\\u{ord(char):04x}"
+
+
+def json_u_upper(char: str) -> str:
+    return f"\\u{ord(char):04X}"
+
+
+def json_slash(char: str) -> str:
+    return "\\/" if char == "/" else char
+
+
+def html_decimal(char: str) -> str:
+    return f"&#{ord(char)};"
+
+
+def html_decimal_zeros(char: str) -> str:
+    return f"&#000{ord(char)}"
+
+
+def html_hex(char: str) -> str:
+    return f"&#x{ord(char):x};"
+
+
+def html_hex_upper(char: str) -> str:
+    return f"&#X00{ord(char):02X};"
+
+
+def html_named(char: str) -> str:
+    return {"/": "&sol;", "+": "&plus;", "=": "&equals;"}.get(char, char)
+
+
+def html_twice(char: str) -> str:
+    return f"&amp;#{ord(char)};"
+
+
+def plain(char: str) -> str:
+    return char
+
+
+# What the 502 pages echo, one order each.
+ECHOED = {
+    "json-slash": spelled(ODD_KEY, json_slash),
+    "json-u-lower": spelled(ODD_KEY, json_u_lower),
+    "json-u-upper": spelled(ODD_KEY, json_u_upper),
+    "url-lower": spelled(ODD_KEY, url_lower),
+    "url-upper": spelled(ODD_KEY, url_upper),
+    "url-twice": spelled(ODD_KEY, url_twice),
+    "html-decimal": spelled(ODD_KEY, html_decimal),
+    "html-decimal-zeros": spelled(ODD_KEY, html_decimal_zeros),
+    "html-hex": spelled(ODD_KEY, html_hex),
+    "html-hex-upper": spelled(ODD_KEY, html_hex_upper),
+    "html-named": spelled(ODD_KEY, html_named),
+    "html-twice": spelled(ODD_KEY, html_twice),
+    "mixture": spelled(
+        ODD_KEY, plain, url_lower, json_u_upper, html_hex, json_slash, html_decimal
+    ),
+    "base64": base64.b64encode(ODD_KEY.encode()).decode().rstrip("="),
+    "token-url-encoded": quote(base64.b64encode(f"{ODD_KEY}:".encode()).decode()),
+    "token-json-escaped": spelled(
+        base64.b64encode(f"{ODD_KEY}:".encode()).decode(), json_slash, json_u_lower
+    ),
+}
+
+
+def test_key_echoed_in_any_spelling_leaks_nowhere(
+    make_sandbox: Any, tmp_path: Path
+) -> None:
+    """Break 11: ``Ab\\/Cd``, ``%2f``, ``&#65;`` and mixtures reached results and journal."""
+    server: SandboxServer = make_sandbox(test_keys=(ODD_KEY,))
+    echoed = {f"E-{n}": text for n, text in enumerate(ECHOED.values(), start=1)}
+    for order_id, text in echoed.items():
+        server.add_order(order_id, 1000)
+        server.script_order(
+            order_id,
+            {
+                "status": 502,
+                "headers": {"Content-Type": "text/html"},
+                "body": f'<p>key {text}</p>{{"key": "{text}"}}',
+            },
+        )
+    mixture = ECHOED["mixture"]
+    scripted = {
+        # POP JSON whose strings, once decoded, hold the key spelled again.
+        "P-1": {
+            "json": {
+                "order_id": "{order_id}",
+                "status": "failure",
+                "result_code": "RM01",
+                "message": "Gateway error",
+                "m_status": "failure",
+                "v_result_code": "AG48000000000000",
+                "merr_msg": f"key {mixture} refused",
+                mixture: "as a key",
+            }
+        },
+        # A charset that names the key, which the Review note quotes.
+        "P-2": {
+            "status": 502,
+            "headers": {"Content-Type": f"text/plain; charset={ECHOED['html-hex']}"},
+            "body": "Bad Gateway",
+        },
+    }
+    for order_id, answer in scripted.items():
+        server.add_order(order_id, 1000)
+        server.script_order(order_id, answer)
+    # A Retry-After that cannot be read, quoted in the outcome the journal keeps
+    # until the retry succeeds.
+    server.add_order("P-3", 1000)
+    server.script_order(
+        "P-3", {"status": 429, "headers": {"Retry-After": ECHOED["url-lower"]}}
+    )
+    # A capture that succeeds after each echo: ten unknowns in a row stop a batch.
+    plain_orders = [f"S-{n}" for n in range(1, len(echoed) + 1)]
+    for order_id in plain_orders:
+        server.add_order(order_id, 1000)
+    orders = [o for pair in zip(echoed, plain_orders, strict=True) for o in pair]
+    orders += [*scripted, "P-3"]
+    popbatch = Popbatch(tmp_path, server, concurrency=1)
+    file = popbatch.captures("capture.csv", orders)
+    log = tmp_path / "debug.log"
+
+    ran = popbatch.run("capture", file, "-vv", "--log-file", str(log), key=ODD_KEY)
+
+    assert ran.exit_code == 3, ran.output
+    assert ran.counts() == {
+        "succeeded": len(plain_orders) + 1,
+        "failed": 1,
+        "rejected": 0,
+        "review": len(echoed) + 1,
+        "skipped": 0,
+        "pending": 0,
+    }
+    review = {row["order_id"]: row for row in ran.group("review")}
+    for order_id in echoed:
+        assert review[order_id]["response received"] == (
+            '<p>key ********</p>{"key": "********"}'
+        )
+    assert "the charset '********'" in review["P-2"]["response received"]
+    assert ran.group("failed")[0]["detail"] == (
+        "the payment gateway refused it: key ******** refused (RM01, gateway "
+        "code AG48000000000000)"
+    )
+    assert server.received("P-3") == 2
+    texts = [piece for path in every_file(tmp_path) for piece in contents(path)]
+    texts += printed(ran)
+    assert {Path(place.split("!")[0]).name for place, _ in texts} >= {
+        "journal.sqlite3",
+        "debug.log",
+        "results.xlsx",
+        "review.csv",
+        "failed.csv",
+        "summary.json",
+    }
+    assert leaks(ODD_KEY, texts) == []

@@ -13,21 +13,26 @@ How answers are read, in order (the first that applies wins):
    the request before doing anything with it, so the row stays pending;
    again unless the body says that the request was handled.
 3. A body cut short or not POP JSON (a JSON object whose ``status`` and
-   ``result_code`` are strings, no key given twice), whatever the HTTP
-   status: unknown. Under HTTP 404 or 405 a body that is not JSON, or JSON
-   that is nothing like POP's, says that the URL is not a POP endpoint: the
+   ``result_code`` are strings, no key given twice, no ``NaN``,
+   ``Infinity`` or number out of range), whatever the HTTP status:
+   unknown. Under HTTP 404 or 405 a body that is not JSON, or JSON that is
+   nothing like POP's, says that the URL is not a POP endpoint: the
    request never reached POP, so the row is not processed, and the batch
    stops (``wrong_endpoint``), since every further row would go the same way.
 4. POP JSON, judged by its fields: a result code the operation does not
    know, or another order's ``order_id``, is unknown; ``m_status: pending``
    is unknown; RA01/RD01/RM01 without ``m_status`` and without any field
-   the gateway returns is not processed; RC17 and RC44 are not processed
-   and stop the batch; the success code with ``status: success`` succeeds;
-   other failures fail.
+   of a processed request is not processed; RC17 and RC44 are not
+   processed and stop the batch; the success code with ``status: success``
+   succeeds; other failures fail.
 5. Only HTTP 2xx and 4xx carry such a verdict. Under any other status (a
    5xx other than 503 with ``Retry-After``, a 3xx) POP JSON is unknown
    whatever its fields (``server_error``): a server error may come after
    the request was processed, and money is at stake.
+
+The fields of a processed request are those the API text says only the
+gateway returns (``GATEWAY_FIELDS``) and those that describe the card
+used (``card_expire`` and the ``paynow_*`` fields of authorize).
 
 An answer that contradicts itself is unknown (``contradictory_answer``):
 ``status: success`` with any code but the operation's success code (or with
@@ -35,11 +40,11 @@ An answer that contradicts itself is unknown (``contradictory_answer``):
 with ``m_status: success`` or with the success code, values of ``status``
 or ``m_status`` the API text does not list, a code POP gives before the
 gateway (RA01, RD01, RM01 without ``m_status``; RC17, RC44) with a field
-only the gateway returns, and a status that says nothing was processed
+of a processed request, and a status that says nothing was processed
 (429, 503 with ``Retry-After``, 401, 403, 404, 405) under a JSON body that
 says the request was handled (``status: success``, an ``m_status``, a
-success code, a gateway field). Money may have moved in each of these, so
-a person checks.
+success code, a field of a processed request). Money may have moved in
+each of these, so a person checks.
 
 The server key is masked in every text taken from the answer, after the
 body is decoded (see ``bodies``).
@@ -51,6 +56,7 @@ from collections.abc import Mapping
 from datetime import datetime
 from typing import Any, Final, NamedTuple
 
+from requests.structures import CaseInsensitiveDict
 from urllib3.exceptions import ReadTimeoutError
 
 from popbatch.client.bodies import (
@@ -62,7 +68,6 @@ from popbatch.client.bodies import (
     body_text,
     media_type,
     read_json,
-    scrub_json,
 )
 from popbatch.operations import OPERATIONS, RESULT_CODES, Operation
 from popbatch.retrypolicy import parse_retry_after
@@ -86,6 +91,24 @@ GATEWAY_FIELDS: Final = (
     "masked_card_number",
     "transaction_datetime",
 )
+
+# Fields that, in the API text's words, describe what was done with the
+# card: authorize's ``card_expire`` ("the card being used") and the PayNowID
+# fields ("the PayNowID operation done during the transaction", "card ID
+# used for payment"). Both of the API text's authorize answers that carry
+# them carry ``m_status`` too. A code POP gives before the gateway with one
+# of them may hide a payment made, whatever the operation.
+USED_CARD_FIELDS: Final = (
+    "card_expire",
+    "paynow_status",
+    "paynow_account_id",
+    "paynow_card_id",
+    "paynow_message",
+    "paynow_default_card",
+)
+
+PROCESSED_FIELDS: Final = GATEWAY_FIELDS + USED_CARD_FIELDS
+"""Fields whose presence says that the request was processed, in API order."""
 
 # What "may have been made" refers to, in a back-office person's words.
 _WHAT: Final = {
@@ -148,14 +171,16 @@ def judge_answer(
     ``headers`` are matched without regard to case, as HTTP's are;
     ``scrub`` masks the server key in every text taken from the answer.
     """
+    # Scrubbed once here: a header's value may reach a message, quoted.
+    headers = CaseInsensitiveDict({name: scrub(v) for name, v in headers.items()})
     content_type = headers.get("Content-Type")
     content, broken, cut = body
-    read = NOT_JSON if broken is not None or cut else read_json(content)
-    pop = None if read.pop is None else scrub_json(read.pop, scrub)
+    read = NOT_JSON if broken is not None or cut else read_json(content, scrub)
+    pop = read.pop
 
     evidence: dict[str, Any] = {
         "http_status": status,
-        "content_type": None if content_type is None else scrub(content_type),
+        "content_type": content_type,
     }
     if pop is None:
         evidence["body_text"] = body_text(content, content_type, cut=cut, scrub=scrub)
@@ -169,7 +194,7 @@ def judge_answer(
         headers,
         scrub(url),
         body,
-        read._replace(pop=pop),
+        read,
         order_id=order_id,
         original_order_id=original_order_id,
         received_at=received_at,
@@ -342,11 +367,11 @@ def _contradiction(
         return f"status 'failure' with the success code {code}"
 
     # The API text: an error before the gateway returns none of the
-    # gateway's fields. A code POP gives before the gateway, with one of
-    # them, may hide a request the gateway processed.
-    fields = _gateway_fields(pop)
+    # gateway's fields, and no card was used. A code POP gives before the
+    # gateway, with one of those fields, may hide a request processed.
+    fields = _processed_fields(pop)
     if code in _NOT_PROCESSED_CODES and m_status is None and fields:
-        return f"{code} without m_status, but with the gateway's {', '.join(fields)}"
+        return f"{code} without m_status, but with {_named(fields)}"
     if code in _STOPPING and (m_status is not None or fields):
         shown = [f"m_status {m_status!r}"] if m_status is not None else []
         return (
@@ -366,7 +391,7 @@ def _judge_failure(code: str, m_status: object, pop: Mapping[str, Any]) -> Verdi
         return Verdict(OutcomeKind.NOT_PROCESSED, reason, detail, stops_batch=True)
 
     # The API text: no m_status means the error came before the gateway
-    # (an answer with a gateway field was put in doubt above).
+    # (an answer with a field of a processed request was put in doubt above).
     if m_status is None and code in _NOT_PROCESSED_CODES:
         return Verdict(
             OutcomeKind.NOT_PROCESSED,
@@ -397,9 +422,18 @@ def _judge_failure(code: str, m_status: object, pop: Mapping[str, Any]) -> Verdi
     )
 
 
-def _gateway_fields(pop: Mapping[str, Any]) -> list[str]:
-    """The fields only the gateway returns that ``pop`` carries, in API order."""
-    return [name for name in GATEWAY_FIELDS if pop.get(name) is not None]
+def _processed_fields(pop: Mapping[str, Any]) -> list[str]:
+    """The fields of a processed request that ``pop`` carries, in API order."""
+    return [name for name in PROCESSED_FIELDS if pop.get(name) is not None]
+
+
+def _named(fields: list[str]) -> str:
+    """The fields for a message: "the gateway's v_result_code and card_expire"."""
+    gateway = [name for name in fields if name in GATEWAY_FIELDS]
+    others = [name for name in fields if name not in GATEWAY_FIELDS]
+    parts = [f"the gateway's {', '.join(gateway)}"] if gateway else []
+    parts += [", ".join(others)] if others else []
+    return " and ".join(parts)
 
 
 def _handled(members: tuple[tuple[str, Any], ...]) -> str | None:
@@ -423,6 +457,8 @@ def _handled(members: tuple[tuple[str, Any], ...]) -> str | None:
             found.append(f"the success code {value}")
         elif key in GATEWAY_FIELDS:
             found.append(f"the gateway's {key}")
+        elif key in USED_CARD_FIELDS:
+            found.append(key)
 
     return ", ".join(dict.fromkeys(found)) or None
 

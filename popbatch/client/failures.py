@@ -46,7 +46,7 @@ def transport_verdict(
     may have happened after the request left, so it is unknown.
     """
     inner = _underlying(exc)
-    why = scrub(_why(inner))
+    why = _why(inner, scrub)
 
     def not_sent(reason: str, text: str) -> Verdict:
         return Verdict(OutcomeKind.NOT_SENT, reason, f"{text}; nothing was sent.")
@@ -111,11 +111,11 @@ def transport_verdict(
     if isinstance(cause, http.client.HTTPException):
         return maybe_made(
             "invalid_http_response",
-            f"the answer was not valid HTTP ({scrub(_why(cause))})",
+            f"the answer was not valid HTTP ({_why(cause, scrub)})",
         )
     return maybe_made(
         "connection_dropped",
-        f"the connection failed ({scrub(_why(cause))}) after the request was sent",
+        f"the connection failed ({_why(cause, scrub)}) after the request was sent",
     )
 
 
@@ -130,14 +130,18 @@ def _underlying(exc: BaseException) -> BaseException:
     return inner
 
 
-def _why(exc: BaseException) -> str:
-    """A short reason from the OS or the TLS library, e.g. 'connection refused'."""
+def _why(exc: BaseException, scrub: Callable[[str], str]) -> str:
+    """A short reason from the OS or the TLS library, e.g. 'connection refused'.
+
+    Scrubbed before it is cut short, so that no part of the key is shown.
+    """
     for err in _chain(exc):
         if isinstance(err, ssl.SSLError) and err.reason:
-            return str(err.reason).lower().replace("_", " ")
+            return scrub(str(err.reason).lower().replace("_", " "))[:200]
         if isinstance(err, OSError) and err.strerror:
-            return str(err.strerror)[:1].lower() + str(err.strerror)[1:]
-    return (str(exc) or type(exc).__name__)[:200]
+            text = scrub(str(err.strerror))
+            return (text[:1].lower() + text[1:])[:200]
+    return scrub(str(exc) or type(exc).__name__)[:200]
 
 
 def _chain(exc: BaseException) -> Iterator[BaseException]:

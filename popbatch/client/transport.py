@@ -19,14 +19,14 @@ session, the connection, the bytes on the wire and the server key.
 
 The server key never leaves this module except in the Authorization
 header: texts taken from the network or from exceptions are scrubbed of
-it (plain, base64, and URL-encoded) before they reach an outcome or a log.
-A body is scrubbed twice: as bytes, and once more after decoding, since a
-JSON ``\\u`` escape or a charset can spell the key in other bytes.
+it, in every spelling ``keyforms`` knows (plain or base64, each character
+perhaps URL-, JSON- or HTML-escaped), before they reach an outcome or a
+log. A body is scrubbed twice: as bytes, and once more after decoding,
+since a JSON ``\\u`` escape or a charset can spell the key in other bytes.
 """
 
 from __future__ import annotations
 
-import base64
 import http.client
 import logging
 import time
@@ -35,7 +35,6 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from types import TracebackType
 from typing import Any, Final
-from urllib.parse import quote
 
 import requests
 from requests.adapters import BaseAdapter, HTTPAdapter
@@ -49,6 +48,7 @@ from popbatch import __version__
 from popbatch.client.answers import Verdict, action_of, judge_answer
 from popbatch.client.bodies import READ_LIMIT, Body
 from popbatch.client.failures import transport_verdict
+from popbatch.client.keyforms import MASK, KeyScrubber
 from popbatch.config import ServerKey, Timeouts
 from popbatch.errors import ConfigurationError
 from popbatch.operations import OPERATIONS, Operation
@@ -79,7 +79,6 @@ NO_RETRIES: Final = Retry(
 )
 """urllib3 retries nothing at all: every retry decision is retrypolicy's."""
 
-_MASK: Final = "********"
 _CHUNK: Final = 64 * 1024
 _TRANSPORT_ERRORS: Final = (
     requests.RequestException,
@@ -129,8 +128,7 @@ class PopClient:
         clock: Callable[[], float] = time.monotonic,
         now: Callable[[], datetime] | None = None,
     ) -> None:
-        self._secrets = _secret_forms(key)
-        self._secret_bytes = tuple(secret.encode() for secret in self._secrets)
+        self._scrubber = KeyScrubber(key.reveal())
         self._endpoint = _checked_endpoint(endpoint, self._scrub)
         self._authorization = key.authorization()
         self._timeouts = timeouts
@@ -294,7 +292,7 @@ class PopClient:
 
     def _log_request(self, route: _Route, order_id: str, body: bytes) -> None:
         shown = {
-            name: ("Basic " + _MASK if name.lower() == "authorization" else value)
+            name: ("Basic " + MASK if name.lower() == "authorization" else value)
             for name, value in route.headers.items()
         }
         logger.debug(
@@ -332,8 +330,8 @@ class PopClient:
         received_at: datetime,
     ) -> tuple[Verdict, dict[str, Any]]:
         """Classify an HTTP answer, the server key masked in what it echoed."""
-        if any(secret in answer.content for secret in self._secret_bytes):
-            answer = answer._replace(content=self._scrub_bytes(answer.content))
+        if self._scrubber.found_in(answer.content):
+            answer = answer._replace(content=self._scrubber.data(answer.content))
         return judge_answer(
             operation,
             response.status_code,
@@ -348,15 +346,7 @@ class PopClient:
         )
 
     def _scrub(self, text: str) -> str:
-        for secret in self._secrets:
-            if secret in text:
-                text = text.replace(secret, _MASK)
-        return text
-
-    def _scrub_bytes(self, data: bytes) -> bytes:
-        for secret in self._secret_bytes:
-            data = data.replace(secret, _MASK.encode())
-        return data
+        return self._scrubber.text(text)
 
 
 # -- the body ------------------------------------------------------------------------
@@ -399,19 +389,6 @@ def _read_body(response: requests.Response) -> Body:
 
 def _utc_now() -> datetime:
     return datetime.now(UTC)
-
-
-def _secret_forms(key: ServerKey) -> tuple[str, ...]:
-    """The key as it could appear in text: plain, base64 (with and without
-    the colon of Basic authentication) and URL-encoded; longest first."""
-    value = key.reveal()
-    forms = {
-        value,
-        key.authorization().removeprefix("Basic "),
-        base64.b64encode(value.encode()).decode("ascii"),
-        quote(value, safe=""),
-    }
-    return tuple(sorted((form for form in forms if form), key=len, reverse=True))
 
 
 def _checked_endpoint(endpoint: str, scrub: Callable[[str], str]) -> str:

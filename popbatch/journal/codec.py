@@ -9,6 +9,8 @@ problems, changes and defaults are stored as NULL, which keeps reading
 from __future__ import annotations
 
 import json
+import math
+import re
 from collections.abc import Mapping, Sequence
 from datetime import datetime
 from json.encoder import encode_basestring
@@ -37,6 +39,7 @@ _encode = json.JSONEncoder(
 # decoder's hooks and settings, which a JSONDecoder has.
 _scan = make_scanner(json.JSONDecoder())  # type: ignore[arg-type]
 _quote = encode_basestring
+_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 def _decode(text: str) -> Any:
@@ -121,26 +124,66 @@ def parse_changes(text: str | None) -> tuple[Change, ...]:
 
 
 def outcome_text(outcome: Outcome | None) -> str | None:
-    """Every field of ``outcome`` as a JSON object (None stays None)."""
+    """Every field of ``outcome`` as a JSON object (None stays None).
+
+    The evidence came from the network, and no answer may make the row
+    impossible to record: a number JSON cannot hold (NaN, infinity) is
+    stored as its text, and a lone surrogate, which SQLite refuses, as its
+    escape (see ``evidence_data``).
+    """
     if outcome is None:
         return None
-    return _encode(
-        {
-            "kind": outcome.kind.value,
-            "reason": outcome.reason,
-            "detail": outcome.detail,
-            "result_code": outcome.result_code,
-            "response": None if outcome.response is None else dict(outcome.response),
-            "http_status": outcome.http_status,
-            "content_type": outcome.content_type,
-            "body_text": outcome.body_text,
-            "retry_after_s": outcome.retry_after_s,
-            "stops_batch": outcome.stops_batch,
-            "sent_at": time_text(outcome.sent_at),
-            "received_at": time_text(outcome.received_at),
-            "elapsed_ms": outcome.elapsed_ms,
+    item = {
+        "kind": outcome.kind.value,
+        "reason": outcome.reason,
+        "detail": outcome.detail,
+        "result_code": outcome.result_code,
+        "response": None if outcome.response is None else dict(outcome.response),
+        "http_status": outcome.http_status,
+        "content_type": outcome.content_type,
+        "body_text": outcome.body_text,
+        "retry_after_s": outcome.retry_after_s,
+        "stops_batch": outcome.stops_batch,
+        "sent_at": time_text(outcome.sent_at),
+        "received_at": time_text(outcome.received_at),
+        "elapsed_ms": outcome.elapsed_ms,
+    }
+    try:
+        text = _encode(item)
+    except ValueError:
+        return _encode(evidence_data(item))
+    # Checking the whole text once is cheaper than walking every value.
+    if _SURROGATE.search(text) is None:
+        return text
+    return _encode(evidence_data(item))
+
+
+def evidence_data(value: Any) -> Any:
+    """``value``, JSON data from an answer, made storable whatever it holds.
+
+    A float that is not finite becomes its text ("nan", "inf", "-inf"), and
+    every string, keys too, has its lone surrogates spelled as escapes
+    (``\\ud800``). Anything that is not JSON data is left for the encoder to
+    refuse, as ever.
+    """
+    if isinstance(value, str):
+        return _plain(value)
+    if isinstance(value, float) and not math.isfinite(value):
+        return repr(value)
+    if isinstance(value, Mapping):
+        return {
+            _plain(k) if isinstance(k, str) else k: evidence_data(v)
+            for k, v in value.items()
         }
-    )
+    if isinstance(value, list | tuple):
+        return [evidence_data(item) for item in value]
+    return value
+
+
+def _plain(text: str) -> str:
+    if _SURROGATE.search(text) is None:
+        return text
+    return text.encode("utf-8", "backslashreplace").decode("utf-8")
 
 
 def parse_outcome(text: str | None) -> Outcome | None:
