@@ -25,9 +25,14 @@ from harness import FAST_RETRY, Popbatch
 from requests.structures import CaseInsensitiveDict
 from run_output import EXIT_FAILED, EXIT_REVIEW, Run, expected_summary
 
-from popbatch.client.answers import GATEWAY_FIELDS, Verdict, judge_answer
+from popbatch.client.answers import (
+    GATEWAY_FIELDS,
+    USED_CARD_FIELDS,
+    Verdict,
+    judge_answer,
+)
 from popbatch.client.bodies import Body
-from popbatch.operations import CANCEL, CAPTURE, Operation
+from popbatch.operations import AUTHORIZE, CANCEL, CAPTURE, Operation
 from popbatch.rows import OutcomeKind
 from popbatch.sandbox import SandboxServer
 
@@ -641,7 +646,7 @@ def test_key_escaped_in_an_answer_reaches_no_journal_result_or_output(
     assert ran.exit_code == 3
     assert reason_and_detail(ran, "failed") == {
         "KE-1": (
-            "refused by the payment gateway",
+            "declined",
             "the payment gateway refused it: Basic ******** (RM01, gateway code "
             "AG48000000000000)",
         )
@@ -783,9 +788,271 @@ def test_capture_above_the_authorisation_is_worded_as_a_refusal(
     assert ran.said == expected_summary(1, ran.folder, EXIT_FAILED, failed=(1, 1000))
     assert reason_and_detail(ran, "failed") == {
         "AM-1": (
-            "refused by the payment gateway",
+            "declined",
             "the payment gateway refused it: パラメータで指定した金額は超過しています。 "
             "(RM01, gateway code AC38000000000000)",
         )
     }
     assert sandbox.received("AM-1") == 1
+
+
+# -- second review: numbers JSON cannot hold, fields of a card used --------------------
+
+
+@pytest.mark.parametrize(
+    ("number", "flaw"),
+    [
+        ("1e999", "the number 1e999 is out of range"),
+        ("-1E400", "the number -1E400 is out of range"),
+        ("NaN", "NaN is not a JSON number"),
+        ("Infinity", "Infinity is not a JSON number"),
+        ("-Infinity", "-Infinity is not a JSON number"),
+    ],
+)
+def test_json_with_a_number_json_does_not_allow_is_not_pop_json(
+    number: str, flaw: str
+) -> None:
+    """Break 9 (the journal could not be written): NaN and 1e999 make no POP JSON."""
+    body = json.dumps(SUCCESS)[:-1] + f', "fee": {number}}}'
+
+    verdict, evidence = judge(200, body)
+
+    assert verdict.kind is OutcomeKind.UNKNOWN
+    assert verdict.reason == "not_pop_json"
+    assert verdict.detail == (
+        f"HTTP 200 but the body is not POP JSON (application/json, {flaw}); {UNSURE}"
+    )
+    assert evidence["body_text"] == body
+    assert "response" not in evidence
+
+
+def test_json_string_with_a_lone_surrogate_is_not_pop_json() -> None:
+    """Break 9: half a surrogate pair is no text SQLite or a workbook can store."""
+    body = json.dumps(SUCCESS)[:-1] + ', "note": ["ok \\ud800"]}'
+
+    verdict, evidence = judge(200, body)
+
+    assert verdict.reason == "not_pop_json"
+    assert verdict.detail == (
+        "HTTP 200 but the body is not POP JSON (application/json, a string holds "
+        f"a lone surrogate \\ud800); {UNSURE}"
+    )
+    assert evidence["body_text"] == body
+
+
+def test_body_text_decoded_to_a_lone_surrogate_keeps_it_as_an_escape() -> None:
+    """Break 9: a charset that decodes to half a surrogate pair is shown escaped."""
+    headers = {"Content-Type": "text/plain; charset=unicode_escape"}
+
+    _, evidence = judge(502, "bad \\ud800 gateway", headers)
+
+    assert evidence["body_text"] == "bad \\ud800 gateway"
+    evidence["body_text"].encode("utf-8")
+
+
+def test_number_json_does_not_allow_under_429_is_still_retried() -> None:
+    """Break 9: such a body that says nothing was handled does not block a retry."""
+    body = '{"status": "failure", "result_code": "RA01", "fee": NaN}'
+
+    verdict, _ = judge(429, body, {**JSON, "Retry-After": "2"})
+
+    assert verdict.kind is OutcomeKind.NOT_PROCESSED
+    assert verdict.retry_after_s == 2.0
+
+
+@pytest.mark.parametrize("field", USED_CARD_FIELDS)
+@pytest.mark.parametrize("code", ["RA01", "RD01", "RM01"])
+def test_not_processed_code_with_a_field_of_a_card_used_is_unknown(
+    code: str, field: str
+) -> None:
+    """Break 10 (authorize sent twice): card_expire or paynow_* says a card was used."""
+    verdict, _ = judge(200, before_gateway(code, **{field: "X"}), operation=AUTHORIZE)
+
+    assert verdict.kind is OutcomeKind.UNKNOWN
+    assert verdict.reason == "contradictory_answer"
+    assert verdict.detail == (
+        f"POP's answer contradicts itself ({code} without m_status, but with "
+        f"{field}); {UNSURE}"
+    )
+
+
+def test_fields_of_the_gateway_and_of_a_card_used_are_both_named() -> None:
+    """Break 10: the detail names every field that says the request was processed."""
+    answer = before_gateway(
+        "RM01", card_expire="12/34", paynow_status="success", v_result_code="X"
+    )
+
+    verdict, _ = judge(200, answer, operation=AUTHORIZE)
+
+    assert verdict.detail == (
+        "POP's answer contradicts itself (RM01 without m_status, but with the "
+        f"gateway's v_result_code and card_expire, paynow_status); {UNSURE}"
+    )
+
+
+@pytest.mark.parametrize(
+    ("status", "answer"),
+    [
+        *(
+            (status, before_gateway("RM01", paynow_status="success", card_expire="1"))
+            for status in (429, 503, 401, 403)
+        ),
+        # Under 404 and 405 POP JSON is judged by its fields; JSON that is not
+        # POP's says that the URL is wrong, unless it says the request was handled.
+        (404, {"error": "not found", "paynow_status": "success", "card_expire": "1"}),
+        (405, {"error": "not allowed", "paynow_status": "success", "card_expire": "1"}),
+    ],
+)
+def test_status_saying_nothing_was_done_over_paynow_fields_is_unknown(
+    status: int, answer: dict[str, str]
+) -> None:
+    """Break 10: paynow_status and card_expire count as "handled" under 429 and co."""
+    verdict, _ = judge(
+        status, answer, {**JSON, "Retry-After": "0"}, operation=AUTHORIZE
+    )
+
+    assert verdict.kind is OutcomeKind.UNKNOWN
+    assert verdict.detail == (
+        f"POP's answer contradicts itself (HTTP {status} says nothing was "
+        f"processed, but the body has paynow_status, card_expire); {UNSURE}"
+    )
+
+
+def test_rejected_key_with_a_paynow_field_is_unknown() -> None:
+    """Break 10: RC17 with paynow_card_id is not believed "not processed"."""
+    verdict, _ = judge(200, before_gateway("RC17", paynow_card_id="C1"))
+
+    assert verdict.detail == (
+        "POP's answer contradicts itself (RC17, an error before the gateway, "
+        f"with paynow_card_id); {UNSURE}"
+    )
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize(
+    "odd",
+    ['"fee": 1e999', '"fee": NaN', '"fee": -Infinity', '"note": "\\udc00"'],
+    ids=["1e999", "NaN", "-Infinity", "lone-surrogate"],
+)
+def test_success_with_a_number_json_cannot_hold_is_review_and_the_batch_goes_on(
+    sandbox: SandboxServer, tmp_path: Path, odd: str
+) -> None:
+    """Break 9: exit 73, no results and the run left open; now Review and exit 3."""
+    for order_id in ("NB-1", "NB-2", "NB-3"):
+        sandbox.add_order(order_id, 1000)
+    body = (
+        '{"order_id": "NB-2", "status": "success", "result_code": "R001", '
+        '"message": "ok", "m_status": "success", "v_result_code": '
+        f'"A001000000000000", "merr_msg": "ok", {odd}}}'
+    )
+    sandbox.script_order("NB-2", {"headers": JSON, "body": body})
+    popbatch = Popbatch(tmp_path, sandbox, concurrency=1)
+    file = popbatch.captures("capture.csv", ["NB-1", "NB-2", "NB-3"], amount=100)
+
+    ran = popbatch.run("capture", file)
+    again = popbatch.run("capture", file)
+
+    assert ran.exit_code == 3
+    assert ran.said == expected_summary(
+        1,
+        ran.folder,
+        EXIT_REVIEW,
+        succeeded=(2, 200),
+        review=(1, 100),
+        review_orders=["NB-2"],
+        journal=popbatch.journal,
+    )
+    ((reason, detail),) = reason_and_detail(ran, "review").values()
+    assert reason == "not_pop_json"
+    assert detail.startswith(
+        "HTTP 200 but the body is not POP JSON (application/json, "
+    )
+    (row,) = ran.group("review")
+    assert row["response received"] == body
+    assert ran.order_ids("succeeded") == ["NB-1", "NB-3"]
+    assert popbatch.states(1) == {
+        "NB-1": "succeeded",
+        "NB-2": "unknown",
+        "NB-3": "succeeded",
+    }
+    assert again.said[0] == popbatch.finished_text(1)
+    assert popbatch.received(["NB-1", "NB-2", "NB-3"]) == {
+        "NB-1": 1,
+        "NB-2": 1,
+        "NB-3": 1,
+    }
+
+
+@pytest.mark.sandbox
+@pytest.mark.parametrize(
+    "fields",
+    [
+        {"paynow_status": "success"},
+        {"card_expire": "12/34"},
+        {"paynow_message": "処理が成功しました。", "paynow_default_card": True},
+        {
+            "card_expire": "12/34",
+            "paynow_status": "success",
+            "paynow_account_id": "TEST-ACCOUNT-101",
+            "paynow_card_id": "232QDFCPFBR93UBEAITN7EQHL",
+            "paynow_message": "処理が成功しました。",
+            "paynow_default_card": True,
+        },
+    ],
+    ids=["paynow_status", "card_expire", "paynow_message", "all"],
+)
+@pytest.mark.parametrize("code", ["RM01", "RA01"])
+def test_authorize_answered_before_gateway_with_paynow_fields_is_sent_once(
+    sandbox: SandboxServer, popbatch: Popbatch, code: str, fields: dict[str, Any]
+) -> None:
+    """Break 10: RM01 with paynow_status: success was re-sent as "not processed"."""
+    sandbox.script_order(
+        "AZ-2",
+        {"json": {**before_gateway(code, order_id="{order_id}"), **fields}},
+    )
+    file = popbatch.write_csv(
+        "auth.csv",
+        [("AZ-1", 100, "TEST-ACCOUNT-101"), ("AZ-2", 100, "TEST-ACCOUNT-101")],
+        header="order_id,amount,paynow_account_id",
+    )
+
+    ran = popbatch.run_batch("authorize", file)
+
+    assert ran.exit_code == 3
+    ((reason, detail),) = reason_and_detail(ran, "review").values()
+    assert reason == "contradictory_answer"
+    assert detail == (
+        f"POP's answer contradicts itself ({code} without m_status, but with "
+        f"{', '.join(name for name in USED_CARD_FIELDS if name in fields)}); "
+        f"{UNSURE}"
+    )
+    assert ran.order_ids("succeeded") == ["AZ-1"]
+    assert sandbox.received("AZ-2") == 1
+
+
+@pytest.mark.sandbox
+def test_authorize_429_over_a_paynow_answer_is_review_and_never_resent(
+    sandbox: SandboxServer, popbatch: Popbatch
+) -> None:
+    """Break 10: a 429 whose body carries paynow_status was retried."""
+    answer = before_gateway("RM01", order_id="{order_id}", paynow_status="success")
+    sandbox.script_order(
+        "AZ-3", {"status": 429, "headers": {"Retry-After": "0"}, "json": answer}
+    )
+    file = popbatch.write_csv(
+        "auth.csv",
+        [("AZ-3", 100, "TEST-ACCOUNT-101")],
+        header="order_id,amount,paynow_account_id",
+    )
+
+    ran = popbatch.run_batch("authorize", file)
+
+    assert ran.exit_code == 3
+    assert reason_and_detail(ran, "review") == {
+        "AZ-3": (
+            "contradictory_answer",
+            "POP's answer contradicts itself (HTTP 429 says nothing was processed, "
+            f"but the body has paynow_status); {UNSURE}",
+        )
+    }
+    assert sandbox.received("AZ-3") == 1
