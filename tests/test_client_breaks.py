@@ -646,7 +646,7 @@ def test_key_escaped_in_an_answer_reaches_no_journal_result_or_output(
     assert ran.exit_code == 3
     assert reason_and_detail(ran, "failed") == {
         "KE-1": (
-            "declined",
+            "refused by the payment gateway",
             "the payment gateway refused it: Basic ******** (RM01, gateway code "
             "AG48000000000000)",
         )
@@ -788,7 +788,7 @@ def test_capture_above_the_authorisation_is_worded_as_a_refusal(
     assert ran.said == expected_summary(1, ran.folder, EXIT_FAILED, failed=(1, 1000))
     assert reason_and_detail(ran, "failed") == {
         "AM-1": (
-            "declined",
+            "refused by the payment gateway",
             "the payment gateway refused it: パラメータで指定した金額は超過しています。 "
             "(RM01, gateway code AC38000000000000)",
         )
