@@ -342,6 +342,12 @@ def _stop_configuration(outcome: Outcome) -> BatchStop:
             "POP_ENDPOINT); the row sent was not processed and stays pending "
             "with the remaining rows."
         )
+    elif outcome.reason == "host_not_found":
+        message = (
+            f"{outcome.detail.removesuffix('; nothing was sent.')}. Check "
+            "--endpoint (or POP_ENDPOINT) and this machine's DNS; nothing was "
+            "sent, and the rows stay pending."
+        )
     else:
         message = _CONFIGURATION_MESSAGES.get(
             outcome.reason,

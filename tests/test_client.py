@@ -831,18 +831,35 @@ def test_connection_refused_is_not_sent() -> None:
     assert outcome.http_status is None
 
 
-def test_dns_failure_is_not_sent() -> None:
-    """A host name that does not resolve sent nothing."""
+def test_a_host_name_that_does_not_exist_is_not_sent_and_stops_the_batch() -> None:
+    """DNS says there is no such name (a typo in --endpoint): every row would fail."""
     gaierror = socket.gaierror(-2, "Name or service not known")
     failed = raised(NameResolutionError("pop.example.test", None, gaierror), gaierror)  # type: ignore[arg-type]
 
     outcome = send_one(connection_error(failed))
 
     assert outcome.kind is OutcomeKind.NOT_SENT
+    assert outcome.reason == "host_not_found"
+    assert outcome.stops_batch
+    assert outcome.detail == (
+        "could not connect: the host name of pop.example.test:443 does not exist "
+        "in DNS (name or service not known); nothing was sent."
+    )
+
+
+def test_a_dns_failure_that_may_pass_is_not_sent() -> None:
+    """No resolver could be reached (EAI_AGAIN): retried like any connect failure."""
+    gaierror = socket.gaierror(-3, "Temporary failure in name resolution")
+    failed = raised(NameResolutionError("pop.example.test", None, gaierror), gaierror)  # type: ignore[arg-type]
+
+    outcome = send_one(connection_error(failed))
+
+    assert outcome.kind is OutcomeKind.NOT_SENT
     assert outcome.reason == "dns_failed"
+    assert not outcome.stops_batch
     assert outcome.detail == (
         "could not connect: the host name of pop.example.test:443 could not be "
-        "resolved (name or service not known); nothing was sent."
+        "resolved (temporary failure in name resolution); nothing was sent."
     )
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import logging
 import re
+import socket
 import threading
 import time
 from email.utils import formatdate
@@ -757,6 +758,33 @@ def test_wrong_endpoint_stops_the_batch_at_the_first_404(
     assert ran.order_ids("pending") == ["E-1", "E-2", "E-3", "E-4"]
     assert sandbox.received() == 0
     assert sandbox.applied() == 0
+
+
+def test_a_host_name_that_does_not_exist_stops_the_batch_with_exit_78(
+    sandbox: SandboxServer, popbatch: Popbatch
+) -> None:
+    """A typo in the host (.invalid never resolves): a configuration error, not
+    "try again later", so that cron does not retry a typo for ever."""
+    try:
+        socket.getaddrinfo("pay3.example.invalid", 443)
+    except socket.gaierror as error:
+        if error.errno != socket.EAI_NONAME:
+            pytest.skip(f"this machine's resolver answers {error} for .invalid")
+    orders = seeded(sandbox, "N-1", "N-2", "N-3")
+    file = popbatch.captures("capture.csv", orders)
+
+    ran = popbatch.run("capture", file, endpoint="https://pay3.example.invalid/pop/v1")
+
+    assert ran.exit_code == 78
+    assert ran.said[0] == (
+        "could not connect: the host name of pay3.example.invalid:443 does not "
+        "exist in DNS (name or service not known). Check --endpoint (or "
+        "POP_ENDPOINT) and this machine's DNS; nothing was sent, and the rows "
+        "stay pending."
+    )
+    assert ran.order_ids("pending") == ["N-1", "N-2", "N-3"]
+    assert reason_and_detail(ran, "pending")["N-1"][0] == "host_not_found"
+    assert sandbox.received() == 0
 
 
 def test_rows_held_by_a_wrong_endpoint_are_sent_once_it_is_fixed(

@@ -10,6 +10,7 @@ else may have happened after the request left, so its outcome is unknown.
 from __future__ import annotations
 
 import http.client
+import socket
 import ssl
 from collections.abc import Callable, Iterator
 
@@ -62,6 +63,16 @@ def transport_verdict(
         )
     # NewConnectionError is a subclass of ConnectTimeoutError: test it first.
     if isinstance(inner, NameResolutionError):
+        if _no_such_host(inner):
+            # Not a passing failure: the name does not exist, so every row
+            # would go the same way (a typo in --endpoint, most often).
+            return Verdict(
+                OutcomeKind.NOT_SENT,
+                "host_not_found",
+                f"could not connect: the host name of {place} does not exist in "
+                f"DNS ({why}); nothing was sent.",
+                stops_batch=True,
+            )
         return not_sent(
             "dns_failed",
             f"could not connect: the host name of {place} could not be resolved "
@@ -117,6 +128,27 @@ def transport_verdict(
         "connection_dropped",
         f"the connection failed ({_why(cause, scrub)}) after the request was sent",
     )
+
+
+# getaddrinfo's answers that a name does not exist (EAI_AGAIN, a resolver
+# that could not be reached, is a passing failure and stays dns_failed).
+_NO_SUCH_HOST = frozenset(
+    code
+    for code in (
+        getattr(socket, "EAI_NONAME", None),
+        getattr(socket, "EAI_NODATA", None),
+    )
+    if code is not None
+)
+
+
+def _no_such_host(error: NameResolutionError) -> bool:
+    """Whether DNS said that the host name does not exist."""
+    cause = error.__cause__ or error.__context__
+    for candidate in (cause, *error.args):
+        if isinstance(candidate, socket.gaierror):
+            return candidate.errno in _NO_SUCH_HOST
+    return False
 
 
 def _underlying(exc: BaseException) -> BaseException:
