@@ -399,7 +399,14 @@ def test_authorize_leaves_out_a_blank_card_id_and_blank_flags(ws):
         b'"paynow_default_card": true, "dummy": true}',
     ]
     succeeded = ws.results().sheet("Succeeded")
-    assert column(succeeded, "paynow_card_id") == ["C-A", "C-B", "C-B", "C-A"]
+    # The input's column as read, then POP's answer (the default card C-A
+    # for PN-1), under a header of its own.
+    assert column(succeeded, "paynow_card_id") == [None, "C-B", "C-B", "C-A"]
+    assert column(succeeded, "paynow_card_id (POP)") == ["C-A", "C-B", "C-B", "C-A"]
+    book = load_workbook(ws.results().folder / "results.xlsx", read_only=True)
+    headers = next(book["Succeeded"].iter_rows(max_row=1, values_only=True))
+    book.close()
+    assert len(headers) == len(set(headers))
 
 
 def test_authorize_rejects_a_default_flag_without_a_card_id(ws):

@@ -106,6 +106,27 @@ SENT_GROUPS = frozenset({Group.SUCCEEDED, Group.FAILED, Group.REVIEW, Group.PEND
 FULL_REFUND_TEXT = "FULL amount (no amount given)"
 
 
+def _distinct(
+    columns: list[Column], *, inputs: int, response: set[str]
+) -> list[Column]:
+    """Rename popbatch's columns that an input column's header already uses.
+
+    An authorize file has a paynow_card_id column, and so has POP's answer:
+    the answer's becomes ``paynow_card_id (POP)``, and a column of popbatch's
+    own (``reason``, ``changes``) that the input also has gets ``(popbatch)``,
+    so that every header of a sheet names one column. The first ``inputs``
+    columns (the row number and the input's) keep their names.
+    """
+    taken = {column.header.strip().lower() for column in columns[1:inputs]}
+    renamed = list(columns[:inputs])
+    for column in columns[inputs:]:
+        if column.header.lower() in taken:
+            mark = "POP" if column.header in response else "popbatch"
+            column = Column(f"{column.header} ({mark})", column.kind)
+        renamed.append(column)
+    return renamed
+
+
 def input_headers(headers: Sequence[str]) -> list[str]:
     """The input's header texts, naming a blank header by its position."""
     return [
@@ -169,6 +190,7 @@ def group_layout(report: Report, group: Group) -> Layout:
     if not rejected:
         columns.append(Column("defaults", Kind.WRAP))
 
+    columns = _distinct(columns, inputs=width + 1, response=set(response_fields))
     cells = _cells_as_read(width) if rejected else _interpreted_cells(report)
 
     def values(row: RowRecord) -> list[Cell]:
