@@ -28,11 +28,16 @@ from popbatch.journal import Journal, JournalLock
 from popbatch.report import build_report, reporting_run
 from popbatch.rows import GROUP_ORDER, BatchRecord, Group, RowRecord, RowState, group_of
 
-# Skipped rows that need a person: a refund refused as a repeat or as more
-# than popbatch captured, and a row that asks for something else than what
-# an earlier batch did. "Already done" needs nobody.
+# Skipped rows that need a person: a refund refused as a repeat, as more
+# than popbatch captured or after a full cancel, and a row that asks for
+# something else than what an earlier batch did. "Already done" needs nobody.
 NEEDS_A_PERSON = frozenset(
-    {"repeat_refund", "refund_exceeds_capture", "already_done_differs"}
+    {
+        "repeat_refund",
+        "refund_exceeds_capture",
+        "already_done_differs",
+        "nothing_left_to_refund",
+    }
 )
 
 

@@ -72,6 +72,7 @@ class Confirmation:
     full_refunds: tuple[int, ...]  # spreadsheet rows of cancels without amount
     endpoint: str
     yes: bool
+    new_journal: str | None = None  # the notice, when this run created the journal
 
 
 @dataclass(slots=True)
@@ -79,6 +80,7 @@ class RunHooks:
     """Callbacks through which the CLI follows and steers a run."""
 
     confirm: Callable[[Confirmation], bool] | None = None
+    notice: Callable[[str], None] | None = None
     confirm_resend: Callable[[int], bool] | None = None
     started: Callable[[int], None] | None = None
     row_done: Callable[[RowRecord, Outcome | None], None] | None = None
@@ -152,14 +154,47 @@ def run_batch(
     check_output_folder(options.out_dir)
 
     with _locked_journal(options.journal_path) as journal:
+        new_journal = _announce_new_journal(journal, hooks)
         batch, created = _find_or_plan_batch(journal, operation, validation, options)
         folder = options.out_dir / results_folder_name(batch)
         check_results_folder(
             folder, batch, journal=journal.path, outcome="nothing was sent"
         )
         return _send_and_report(
-            journal, batch, created, operation, options, key, hooks, stop
+            journal,
+            batch,
+            created,
+            operation,
+            options,
+            key,
+            hooks,
+            stop,
+            new_journal=new_journal,
         )
+
+
+# Log records with this extra go to the --log-file alone: the terminal gets
+# the same words as a line of their own (see cli.output).
+FILE_ONLY = {"file_only": True}
+
+
+def _announce_new_journal(journal: Journal, hooks: RunHooks) -> str | None:
+    """Say so when this run created the journal: it knows no earlier batches.
+
+    A typo in --journal, another user or another HOME (cron, sudo) lands on
+    a journal of its own, where nothing is recognised as already done, so a
+    file refunded before would be refunded again. Returns the notice.
+    """
+    if not journal.created or journal.list_batches():
+        return None
+    text = (
+        f"a new journal was created at {journal.path}: no earlier batches are "
+        "known, so nothing can be recognised as already done"
+    )
+    logger.warning("%s", text, extra=FILE_ONLY)
+    if hooks.notice is not None:
+        hooks.notice(text)
+    return text
 
 
 def check_output_folder(out_dir: Path) -> None:
@@ -300,6 +335,8 @@ def _send_and_report(
     key: ServerKey,
     hooks: RunHooks,
     stop: StopSignal,
+    *,
+    new_journal: str | None = None,
 ) -> RunResult:
     lines: list[str] = []
     if not created:
@@ -312,8 +349,13 @@ def _send_and_report(
             lines += _prepare_resume(journal, batch, operation, options, hooks)
         rows = journal.rows(batch.id)
         to_send = [row for row in rows if row.state is RowState.PLANNED]
+        if to_send and not created:
+            # Checked at every run that sends: an earlier run may have planned
+            # the batch and stopped before sending (not confirmed, refused),
+            # and this run's figures may not be the first run's.
+            check_control_totals(rows, options.totals)
         if to_send and options.live and hooks.confirm is not None:
-            _confirm(hooks.confirm, operation, options, to_send)
+            _confirm(hooks.confirm, operation, options, to_send, new_journal)
     if not created and not to_send and batch.finished_at is not None:
         lines.append(
             f"batch {batch.id} already finished on "
@@ -421,6 +463,9 @@ def _rule_lines(
                     are=_are(len(found)),
                 )
             )
+    cancelled = reasons.get("nothing_left_to_refund", [])
+    if cancelled:
+        lines.append(_cancelled_line(journal, batch, cancelled))
     held = reasons.get("order_in_review", [])
     if held:
         lines.append(_held_line(journal, batch, held))
@@ -444,6 +489,35 @@ _SKIP_TEXTS = {
         "{were} not sent ({rows}): see Skipped"
     ),
 }
+
+
+def _cancelled_line(journal: Journal, batch: BatchRecord, rows: list[RowRecord]) -> str:
+    """The refunds not sent because an earlier batch fully cancelled the order."""
+    history = journal.history(
+        sorted({str(row.order_id) for row in rows}),
+        live=batch.live,
+        endpoint=batch.endpoint,
+        exclude_batch=batch.id,
+    )
+    cancels = sorted(
+        {
+            entry.batch_id
+            for entries in history.values()
+            for entry in entries
+            if entry.operation == "cancel"
+            and entry.amount is None
+            and entry.settled is RowState.SUCCEEDED
+        }
+    )
+    one = len(rows) == 1
+    where = ", ".join(str(number) for number in cancels)
+    return (
+        f"{_count(len(rows), 'refund')} {_were(len(rows))} not sent "
+        f"(row{'' if one else 's'} {name_rows([row.row for row in rows])}): "
+        f"{'the order was' if one else 'their orders were'} fully cancelled in "
+        f"batch{'es' if len(cancels) > 1 else ''} {where}, so nothing is left to "
+        "refund: see Skipped"
+    )
 
 
 def _held_line(journal: Journal, batch: BatchRecord, held: list[RowRecord]) -> str:
@@ -570,6 +644,7 @@ def _confirm(
     operation: Operation,
     options: RunOptions,
     rows: list[RowRecord],
+    new_journal: str | None,
 ) -> None:
     confirmation = Confirmation(
         operation=operation.name,
@@ -578,6 +653,7 @@ def _confirm(
         full_refunds=tuple(row.row for row in rows if row.amount is None),
         endpoint=options.endpoint,
         yes=options.yes,
+        new_journal=new_journal,
     )
     if not confirm(confirmation):
         raise UsageError("the live run was not confirmed; nothing was sent")
@@ -644,11 +720,14 @@ def write_rejected(validation: Validation, out_dir: Path) -> Path:
     return path
 
 
-def dry_run(options: RunOptions) -> Preview:
+def dry_run(options: RunOptions, hooks: RunHooks | None = None) -> Preview:
     """Plan the run without sending or recording anything.
 
     The journal is read when it exists, so the preview applies the same
-    rules across batches as a real run, and the control totals are checked.
+    rules across batches as a real run, and the control totals are checked
+    (on the batch's own rows when the file's batch is in the journal, as
+    its next run checks them). Without a journal, ``hooks.notice`` hears
+    that the preview knows no earlier batches.
     """
     operation = operation_named(options.operation)
     validation = read_and_validate(
@@ -667,18 +746,49 @@ def dry_run(options: RunOptions) -> Preview:
         )
 
     rows = plan_rows(validation, live=options.live)
+    checked: list[RowRecord] | None = rows
     if options.journal_path is not None and options.journal_path.exists():
         journal = Journal.open(options.journal_path)
         try:
             _judge(journal, operation, options, rows, exclude_batch=None)
+            batch = journal.find_batch(_key_of(operation, validation, options))
+            if batch is not None:
+                checked = _resumed_rows(journal, batch, operation, options)
         finally:
             journal.close()
-    check_control_totals(rows, options.totals)
+    else:
+        _no_journal_notice(options, hooks)
+    if checked is not None:
+        check_control_totals(checked, options.totals)
 
     folder = options.out_dir / f"{_stem(options.input_path)}-{operation.name}-dry-run"
     path = _write_preview(rows, validation, folder)
     lines = _preview_lines(rows, path, live=options.live)
     return Preview(validation, rows, folder, ExitCode.OK, lines)
+
+
+def _resumed_rows(
+    journal: Journal, batch: BatchRecord, operation: Operation, options: RunOptions
+) -> list[RowRecord] | None:
+    """A batch's rows as its next run would judge them (nothing is written).
+
+    None when none would be sent: that run checks no control totals.
+    """
+    rows = journal.rows(batch.id)
+    _judge(journal, operation, options, rows, exclude_batch=batch.id)
+    return rows if any(row.state is RowState.PLANNED for row in rows) else None
+
+
+def _no_journal_notice(options: RunOptions, hooks: RunHooks | None) -> None:
+    path = options.journal_path
+    where = f"no journal at {path.absolute()}" if path else "no journal was given"
+    text = (
+        f"{where}: the preview knows no earlier batches, so nothing can be "
+        "recognised as already done"
+    )
+    logger.warning("%s", text, extra=FILE_ONLY)
+    if hooks is not None and hooks.notice is not None:
+        hooks.notice(text)
 
 
 def _write_preview(rows: list[RowRecord], validation: Validation, folder: Path) -> Path:

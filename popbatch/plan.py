@@ -237,7 +237,8 @@ def _judge_refund(
 ) -> Verdict:
     """The cancel rules: full cancels, repeated refunds, refunds above capture."""
     full = [entry for entry in done if entry.amount is None]
-    if full:
+    if full and row.amount is None:
+        # The same full cancel again: it is done, there is nothing to decide.
         return Verdict(
             RowState.SKIPPED,
             (
@@ -247,6 +248,23 @@ def _judge_refund(
                     f"(row {full[0].row})",
                     column="order_id",
                     value=row.order_id,
+                ),
+            ),
+        )
+    if full:
+        # A partial refund is another request than the full cancel: it was
+        # never done, and cannot be, so a person must hear of it (exit 1).
+        assert row.amount is not None
+        return Verdict(
+            RowState.SKIPPED,
+            (
+                Problem(
+                    "nothing_left_to_refund",
+                    f"the order was fully cancelled in batch {full[0].batch_id} "
+                    f"(row {full[0].row}): nothing is left to refund, so this "
+                    f"refund of {row.amount:,} was not sent",
+                    column="amount",
+                    value=str(row.amount),
                 ),
             ),
         )
@@ -293,27 +311,32 @@ def _judge_refund(
 
 
 def check_control_totals(rows: Iterable[RowRecord], totals: ControlTotals) -> None:
-    """Refuse the run when the file is not what was approved (exit 65).
+    """Refuse the run when the batch is not what was approved (exit 65).
 
-    Rows count the rows that would be sent. A cancel row without an amount
-    refunds the full amount, which is not known here, so any amount check
-    fails and names those rows.
+    ``rows`` are all the batch's rows. The figure checked is the same at
+    every run of the batch: its rows that are to be sent or were sent by it
+    (every row but the Rejected and the Skipped ones), so a half-sent batch
+    that resumes still matches the approved count and total. A cancel row
+    without an amount refunds the full amount, which is not known here, so
+    any amount check fails and names those rows.
     """
     if totals == ControlTotals():
         return
 
-    to_send = [row for row in rows if row.state in (RowState.PLANNED, RowState.PENDING)]
-    count = len(to_send)
+    rows = list(rows)
+    counted = [row for row in rows if row.state not in _NOT_COUNTED]
+    count = len(counted)
+    details = _left_out(rows, counted)
     if totals.expect_rows is not None and count != totals.expect_rows:
         raise InputRefusedError(
-            f"--expect-rows {totals.expect_rows:,} but {count:,} rows would be sent; "
-            "nothing was sent",
+            f"--expect-rows {totals.expect_rows:,}, but this batch sends "
+            f"{_rows(count)}{details}; nothing was sent",
             hint="Check the file against what was approved.",
         )
     if totals.expect_total is None and totals.max_total is None:
         return
 
-    unknown = [row.row for row in to_send if row.amount is None]
+    unknown = [row.row for row in counted if row.amount is None]
     if unknown:
         listed = ", ".join(str(number) for number in unknown[:10])
         more = f" and {len(unknown) - 10:,} more" if len(unknown) > 10 else ""
@@ -322,15 +345,70 @@ def check_control_totals(rows: Iterable[RowRecord], totals: ControlTotals) -> No
             "(a full refund, whose amount is not known here); nothing was sent",
             hint="Give those rows an amount, or drop --expect-total/--max-total.",
         )
-    total = sum(row.amount or 0 for row in to_send)
+    total = sum(row.amount or 0 for row in counted)
+    sends = f"this batch sends {total:,} yen in {_rows(count)}{details}"
     if totals.expect_total is not None and total != totals.expect_total:
         raise InputRefusedError(
-            f"--expect-total {totals.expect_total:,} but the rows to send total "
-            f"{total:,}; nothing was sent",
+            f"--expect-total {totals.expect_total:,}, but {sends}; nothing was sent",
             hint="Check the file against what was approved.",
         )
     if totals.max_total is not None and total > totals.max_total:
         raise InputRefusedError(
-            f"the rows to send total {total:,}, above --max-total "
-            f"{totals.max_total:,}; nothing was sent",
+            f"{sends}, above --max-total {totals.max_total:,}; nothing was sent",
         )
+
+
+# Rows that the control totals leave out: never sent by this batch, for good.
+_NOT_COUNTED = (RowState.REJECTED, RowState.SKIPPED)
+
+# Rows that are still to be sent; any other counted row was sent by the batch.
+_TO_SEND = (RowState.PLANNED, RowState.PENDING)
+
+# Why Skipped rows were not sent, as the control totals' message says it.
+_SKIPPED_WHY = {
+    "already_done": "already done in an earlier batch",
+    "already_cancelled": "already done in an earlier batch",
+    "already_done_differs": "different from what an earlier batch did",
+    "repeat_refund": "a refund repeating one that succeeded",
+    "refund_exceeds_capture": "a refund above what popbatch captured",
+    "nothing_left_to_refund": "a refund of an order fully cancelled earlier",
+}
+
+
+def _left_out(rows: Sequence[RowRecord], counted: Sequence[RowRecord]) -> str:
+    """What the count leaves out or includes beyond the rows to send, in brackets.
+
+    E.g. `` (2 more are skipped: already done in an earlier batch)``.
+    """
+    parts = []
+    sent = sum(1 for row in counted if row.state not in _TO_SEND)
+    if sent:
+        parts.append(
+            "already sent by an earlier run"
+            if sent == len(counted) == 1
+            else f"{sent:,} of them already sent by an earlier run"
+        )
+    skipped = [row for row in rows if row.state is RowState.SKIPPED]
+    if skipped:
+        why: dict[str, int] = {}
+        for row in skipped:
+            reason = row.problems[0].reason if row.problems else ""
+            label = _SKIPPED_WHY.get(reason, "not to be sent")
+            why[label] = why.get(label, 0) + 1
+        if len(why) == 1:
+            listed = next(iter(why))
+        else:
+            listed = ", ".join(f"{number:,} {label}" for label, number in why.items())
+        parts.append(f"{len(skipped):,} more {_are(len(skipped))} skipped: {listed}")
+    rejected = sum(1 for row in rows if row.state is RowState.REJECTED)
+    if rejected:
+        parts.append(f"{rejected:,} more {_are(rejected)} rejected as invalid")
+    return f" ({'; '.join(parts)})" if parts else ""
+
+
+def _rows(count: int) -> str:
+    return f"{count:,} row{'' if count == 1 else 's'}"
+
+
+def _are(count: int) -> str:
+    return "is" if count == 1 else "are"

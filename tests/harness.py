@@ -125,6 +125,11 @@ class Popbatch:
         root: the test's folder: journal, output folder, input files.
         sandbox: the sandbox runs go to (``endpoint`` names another).
         concurrency: ``--concurrency`` for every run; None for popbatch's own.
+
+    The journal exists (empty) before the first command that names it, as an
+    established user's does, so that a run does not warn of a new journal;
+    set ``fresh_journal`` to True before that command to leave its creation
+    to popbatch (and see the warning).
     """
 
     def __init__(
@@ -137,6 +142,7 @@ class Popbatch:
         self.root = root
         self._sandbox = sandbox
         self.concurrency = concurrency
+        self.fresh_journal = False
         self._children: list[Child] = []
 
     @property
@@ -187,6 +193,7 @@ class Popbatch:
         endpoint: str | None = None,
     ) -> list[str]:
         """The command line of ``popbatch OPERATION FILE`` for this test."""
+        self._establish_journal()
         argv = [operation, str(path), "--endpoint", endpoint or self._endpoint()]
         argv += ["--journal", str(self.journal), "--out", str(self.out), "--rate", "0"]
         if self.concurrency is not None:
@@ -216,6 +223,8 @@ class Popbatch:
     def command(self, *argv: str, journal: bool = True) -> Run:
         """Another command (status, report, resolve), on this test's journal."""
         extra = ["--journal", str(self.journal)] if journal else []
+        if journal:
+            self._establish_journal()
         return self.invoke(*argv, *extra)
 
     def invoke(
@@ -304,6 +313,7 @@ class Popbatch:
         # import the harness run popbatch through its command line.
         from popbatch.pipeline import RunHooks, StopSignal, run_batch
 
+        self._establish_journal()
         options = RunOptions(
             operation=operation,
             input_path=path,
@@ -318,6 +328,13 @@ class Popbatch:
         result = run_batch(options, ServerKey(key), RunHooks(), StopSignal())
         text = "\n".join(result.lines)
         return Run([operation, str(path)], int(result.exit_code), "", text, text)
+
+    def _establish_journal(self) -> None:
+        """Create the test's journal, empty, unless it exists or is left fresh."""
+        if self.fresh_journal or self.journal.exists():
+            return
+        with Journal.open(self.journal):
+            pass
 
     def close(self) -> None:
         """Kill any process a test started and left running."""

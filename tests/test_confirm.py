@@ -219,3 +219,19 @@ def test_resend_unknown_with_yes_does_not_ask(review, monkeypatch):
 
     assert (result.exit_code, result.output) == (0, "")
     assert review.sandbox.received("L-2") == 2
+
+
+def test_a_live_run_on_a_new_journal_says_so_in_the_question(ws):
+    """Nothing can be recognised as already done: the question says it, once."""
+    ws.fresh_journal = True
+
+    result = ws.run("capture", "captures.csv", "--live", key=LIVE_KEY, input="n\n")
+
+    assert result.exit_code == 2
+    assert ws.mask(result.stderr) == (
+        "LIVE capture: 2 rows, 3,500 yen in total, to SANDBOX\n"
+        "WARNING: a new journal was created at WORK/journal.sqlite3: no earlier "
+        "batches are known, so nothing can be recognised as already done\n"
+        "Send these requests with real money? [y/N]: n\n"
+        "Error: the live run was not confirmed; nothing was sent\n"
+    )

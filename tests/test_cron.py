@@ -18,6 +18,8 @@ import json
 import pytest
 from harness import LIVE_KEY, Popbatch
 
+from popbatch.cli import output
+
 pytestmark = pytest.mark.sandbox
 
 
@@ -184,7 +186,7 @@ def test_expect_rows_refuses_a_file_with_another_count_before_sending(ws):
 
     assert result.exit_code == 65
     assert result.stderr == (
-        "Error: --expect-rows 4 but 3 rows would be sent; nothing was sent\n"
+        "Error: --expect-rows 4, but this batch sends 3 rows; nothing was sent\n"
         "Check the file against what was approved.\n"
     )
     assert ws.sandbox.received() == 0
@@ -197,8 +199,8 @@ def test_expect_total_refuses_a_file_with_another_total(ws):
 
     assert result.exit_code == 65
     assert result.stderr == (
-        "Error: --expect-total 6,001 but the rows to send total 6,000; nothing was "
-        "sent\n"
+        "Error: --expect-total 6,001, but this batch sends 6,000 yen in 3 rows; "
+        "nothing was sent\n"
         "Check the file against what was approved.\n"
     )
     assert ws.sandbox.received() == 0
@@ -210,8 +212,8 @@ def test_max_total_refuses_a_file_above_it(ws):
 
     assert result.exit_code == 65
     assert result.stderr == (
-        "Error: the rows to send total 6,000, above --max-total 5,999; nothing was "
-        "sent\n"
+        "Error: this batch sends 6,000 yen in 3 rows, above --max-total 5,999; "
+        "nothing was sent\n"
     )
     assert ws.sandbox.received() == 0
 
@@ -283,3 +285,218 @@ def test_a_row_count_check_alone_accepts_full_refunds(ws):
 
     assert (result.exit_code, result.output) == (0, "")
     assert ws.bodies("card-cancel")[1] == b'{"order_id": "C-2", "dummy": true}'
+
+
+# --- control totals at every run that sends ----------------------------------------
+
+
+def test_a_live_run_answered_no_is_still_checked_when_cron_runs_it(ws, monkeypatch):
+    """Regression: the checks ran only when the batch was first planned.
+
+    Answered "n" at the question, the batch was recorded; the same file
+    with --yes and figures that match nothing then sent every row, exit 0.
+    """
+    monkeypatch.setattr(output, "stdin_is_terminal", lambda: True)
+    ws.run("capture", "captures.csv", "--live", key=LIVE_KEY, input="n\n")
+
+    result = ws.run(
+        "capture",
+        "captures.csv",
+        "--live",
+        "--yes",
+        "--quiet",
+        "--expect-rows",
+        "999",
+        "--max-total",
+        "1",
+        key=LIVE_KEY,
+    )
+
+    assert result.exit_code == 65
+    assert result.stderr == (
+        "Error: --expect-rows 999, but this batch sends 3 rows; nothing was sent\n"
+        "Check the file against what was approved.\n"
+    )
+    assert ws.sandbox.received() == 0
+
+
+def test_a_batch_refused_by_the_results_folder_is_checked_when_it_runs_again(ws):
+    """First run: exit 73 after planning; the next run's --max-total still refuses."""
+    taken = ws.out / "captures-capture-batch1"
+    taken.mkdir(parents=True)
+    (taken / "notes.txt").write_text("someone else's", "utf-8")
+    refused = ws.run("capture", "captures.csv", "--quiet")
+    (taken / "notes.txt").unlink()
+
+    result = ws.run("capture", "captures.csv", "--max-total", "5999", "--quiet")
+    matching = ws.run("capture", "captures.csv", "--max-total", "6000", "--quiet")
+
+    assert (refused.exit_code, result.exit_code, matching.exit_code) == (73, 65, 0)
+    assert result.stderr == (
+        "Error: this batch sends 6,000 yen in 3 rows, above --max-total 5,999; "
+        "nothing was sent\n"
+    )
+    assert ws.sandbox.applied(endpoint="card-capture") == 3
+
+
+def half_sent(ws) -> None:
+    """Batch 1 of captures.csv with C-1 and C-2 done and C-3 Pending (exit 75)."""
+    busy = {"status": 429, "headers": {"Retry-After": "0"}}
+    ws.sandbox.script_order("C-3", busy, busy, busy)
+    first = ws.run("capture", "captures.csv", "--quiet")
+    assert first.exit_code == 75
+
+
+def test_a_resumed_half_sent_batch_matches_the_approved_figures(ws):
+    """The rows sent by the batch still count: the approved 3 rows, 6,000 yen."""
+    half_sent(ws)
+
+    result = ws.run(
+        "capture",
+        "captures.csv",
+        "--expect-rows",
+        "3",
+        "--expect-total",
+        "6000",
+        "--max-total",
+        "6000",
+        "--quiet",
+    )
+
+    assert (result.exit_code, result.output) == (0, "")
+    assert ws.sandbox.applied(endpoint="card-capture") == 3
+
+
+def test_a_resumed_half_sent_batch_that_differs_is_refused_naming_the_sent_rows(ws):
+    """Another count: exit 65, and the message says which rows were sent already."""
+    half_sent(ws)
+
+    result = ws.run("capture", "captures.csv", "--expect-rows", "1", "--quiet")
+
+    assert result.exit_code == 65
+    assert result.stderr == (
+        "Error: --expect-rows 1, but this batch sends 3 rows (2 of them already "
+        "sent by an earlier run); nothing was sent\n"
+        "Check the file against what was approved.\n"
+    )
+    assert ws.sandbox.applied(endpoint="card-capture") == 2
+
+
+def test_the_refusal_names_the_rows_skipped_and_rejected(ws):
+    """Rows done in an earlier batch and invalid rows are named, not counted."""
+    ws.write("first.csv", "order_id,amount\nC-1,1000\nC-2,2000\n")
+    ws.run("capture", "first.csv", "--quiet")
+    ws.write("fixed.csv", "order_id,amount\nC-1,1000\nC-2,2000\nC-3,3000\nC-4,x\n")
+
+    result = ws.run(
+        "capture", "fixed.csv", "--skip-invalid", "--expect-rows", "3", "--quiet"
+    )
+
+    assert result.exit_code == 65
+    assert result.stderr.splitlines()[-2:] == [
+        "Error: --expect-rows 3, but this batch sends 1 row (2 more are skipped: "
+        "already done in an earlier batch; 1 more is rejected as invalid); nothing "
+        "was sent",
+        "Check the file against what was approved.",
+    ]
+    assert ws.sandbox.received("C-3") == 0
+
+
+def test_a_resumed_full_refund_still_fails_an_amount_check(ws, monkeypatch):
+    """A cancel without amount, planned at a run answered no, has no known amount."""
+    monkeypatch.setattr(output, "stdin_is_terminal", lambda: True)
+    ws.sandbox.add_order("C-1", 1000, state="captured")
+    ws.write("refunds.csv", "order_id,amount\nC-1,\n")
+    ws.run("cancel", "refunds.csv", "--live", key=LIVE_KEY, input="n\n")
+
+    result = ws.run(
+        "cancel", "refunds.csv", "--live", "--yes", "--max-total", "1", key=LIVE_KEY
+    )
+
+    assert result.exit_code == 65
+    assert result.stderr.splitlines()[-2:] == [
+        "Error: an amount check was asked, but rows 2 have no amount (a full refund, "
+        "whose amount is not known here); nothing was sent",
+        "Give those rows an amount, or drop --expect-total/--max-total.",
+    ]
+    assert ws.sandbox.received() == 0
+
+
+# --- a new journal ---------------------------------------------------------------------
+
+NEW_JOURNAL = (
+    "a new journal was created at {}: no earlier batches are known, so nothing "
+    "can be recognised as already done"
+)
+
+
+def test_a_run_that_creates_the_journal_says_so_once(ws):
+    """A typo in --journal: the warning names the new file; the next run is silent."""
+    typo = ws.root / "jounral.sqlite3"
+
+    first = ws.run("capture", "captures.csv", "--journal", str(typo))
+    again = ws.run("capture", "captures.csv", "--journal", str(typo))
+
+    assert first.exit_code == 0
+    assert first.lines[0] == "Warning: " + NEW_JOURNAL.format(typo)
+    assert sum("new journal" in line for line in first.lines) == 1
+    assert not any("new journal" in line for line in again.lines)
+
+
+def test_a_quiet_run_on_a_new_journal_logs_the_warning_in_the_log_file_only(ws):
+    """Cron hears of it only when the run needs a person; the log file always has it."""
+    ws.fresh_journal = True
+    log = ws.root / "popbatch.log"
+
+    result = ws.run("capture", "captures.csv", "--quiet", "--log-file", str(log))
+
+    assert (result.exit_code, result.output) == (0, "")
+    warnings = [
+        line for line in log.read_text("utf-8").splitlines() if " WARNING " in line
+    ]
+    assert [line.split(" WARNING ", 1)[1] for line in warnings] == [
+        NEW_JOURNAL.format(ws.journal)
+    ]
+
+
+def test_a_quiet_run_on_a_new_journal_that_fails_prints_the_warning(ws):
+    """A refused run prints what cron mails: the warning, then the error."""
+    ws.fresh_journal = True
+
+    result = ws.run("capture", "captures.csv", "--expect-rows", "4", "--quiet")
+
+    assert result.exit_code == 65
+    assert result.stderr.splitlines() == [
+        "Warning: " + NEW_JOURNAL.format(ws.journal),
+        "Error: --expect-rows 4, but this batch sends 3 rows; nothing was sent",
+        "Check the file against what was approved.",
+    ]
+
+
+def test_a_quiet_run_on_a_new_journal_with_a_failed_row_prints_the_warning(ws):
+    """Exit 1 under --quiet: the warning comes before the summary cron mails."""
+    ws.fresh_journal = True
+    ws.sandbox.add_order("C-2", 2000, decline=True)
+
+    result = ws.run("capture", "captures.csv", "--quiet")
+
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[:2] == [
+        "Warning: " + NEW_JOURNAL.format(ws.journal),
+        "popbatch capture, batch 1 (test: dummy requests, no money moved)",
+    ]
+
+
+def test_a_dry_run_of_a_half_sent_batch_checks_the_batchs_own_figures(ws):
+    """--dry-run counts the rows the batch sent, as its next run does."""
+    half_sent(ws)
+
+    matching = ws.run("capture", "captures.csv", "--dry-run", "--expect-rows", "3")
+    other = ws.run("capture", "captures.csv", "--dry-run", "--expect-rows", "1")
+
+    assert (matching.exit_code, other.exit_code) == (0, 65)
+    assert other.stderr.splitlines()[-2] == (
+        "Error: --expect-rows 1, but this batch sends 3 rows (2 of them already "
+        "sent by an earlier run); nothing was sent"
+    )
+    assert ws.sandbox.applied(endpoint="card-capture") == 2

@@ -236,21 +236,59 @@ def test_a_review_row_resolved_as_failed_is_sent_by_the_next_run_of_its_batch(
 # --- refunds ------------------------------------------------------------------------
 
 
-def test_a_full_cancel_that_succeeded_skips_later_cancels_of_the_order(
+def test_a_full_cancel_that_succeeded_skips_a_later_full_cancel_as_done(
     popbatch: Popbatch, sandbox: SandboxServer
 ) -> None:
-    """After a full cancel, neither a full cancel nor a partial refund is sent."""
+    """The same full cancel again is already done: Skipped, exit 0."""
     captured(sandbox, "C-1", "C-2")
     popbatch.run("cancel", popbatch.write_csv("cancel.csv", [("C-1", "")]))
     again = [("C-1", ""), ("C-2", "")]
 
     full = popbatch.run("cancel", popbatch.write_csv("cancel-2.csv", again))
-    part = popbatch.run("cancel", popbatch.write_csv("refund.csv", [("C-1", 500)]))
 
-    assert (full.exit_code, part.exit_code) == (0, 0)
+    assert full.exit_code == 0
+    assert full.said[:3] == [
+        "Note: 2 rows have no amount: each cancels or refunds the FULL amount of "
+        "its order (rows 2, 3)",
+        "1 row was already done in an earlier batch: skipped, not sent again",
+        "popbatch cancel, batch 2 (test: dummy requests, no money moved)",
+    ]
+    assert full.said[-1] == EXIT_OK
     assert reasons(popbatch, 2) == {"C-1": "already fully cancelled in batch 1 (row 2)"}
-    assert reasons(popbatch, 3) == {"C-1": "already fully cancelled in batch 1 (row 2)"}
     assert sandbox.received("C-1") == 1
+
+
+def test_a_partial_refund_after_a_full_cancel_is_refused_with_exit_1(
+    popbatch: Popbatch, sandbox: SandboxServer
+) -> None:
+    """Regression: it was "already done" with exit 0, yet that refund never happened.
+
+    A partial refund is another request than the full cancel: nothing is
+    left to refund, so it is Skipped as refused and cron brings it to a
+    person; the full cancel of the same file still counts as done.
+    """
+    captured(sandbox, "C-1", "C-2", "C-3")
+    popbatch.run("cancel", popbatch.write_csv("cancel.csv", [("C-1", ""), ("C-3", "")]))
+    rows = [("C-1", 500), ("C-2", 700), ("C-3", "")]
+
+    part = popbatch.run("cancel", popbatch.write_csv("refund.csv", rows))
+
+    assert part.exit_code == 1
+    assert part.said[:4] == [
+        "Note: 1 row has no amount: each cancels or refunds the FULL amount of its "
+        "order (row 4)",
+        "1 row was already done in an earlier batch: skipped, not sent again",
+        "1 refund was not sent (row 2): the order was fully cancelled in batch 1, "
+        "so nothing is left to refund: see Skipped",
+        "popbatch cancel, batch 2 (test: dummy requests, no money moved)",
+    ]
+    assert part.said[-1] == EXIT_FAILED
+    assert reasons(popbatch, 2) == {
+        "C-1": "the order was fully cancelled in batch 1 (row 2): nothing is left "
+        "to refund, so this refund of 500 was not sent",
+        "C-3": "already fully cancelled in batch 1 (row 3)",
+    }
+    assert popbatch.received(["C-1", "C-2", "C-3"]) == {"C-1": 1, "C-2": 1, "C-3": 1}
 
 
 def test_a_partial_refund_repeating_an_earlier_one_is_refused_unless_allowed(

@@ -31,13 +31,20 @@ def preview(ws: Popbatch, name: str = "refunds-cancel-dry-run") -> list[dict[str
 
 
 def test_a_dry_run_needs_no_key_and_sends_nothing(ws):
-    """No POP_SERVER_KEY: exit 0, the summary on stderr, POP's counters at zero."""
+    """No POP_SERVER_KEY: exit 0, the summary on stderr, POP's counters at zero.
+
+    Without a journal the preview says that it knows no earlier batches, and
+    creates none.
+    """
+    ws.fresh_journal = True
     result = ws.run("cancel", "refunds.csv", "--dry-run", key=None)
 
     assert (result.exit_code, result.stdout) == (0, "")
     assert ws.mask(result.stderr) == (
         "Note: 1 row has no amount: each cancels or refunds the FULL amount of its "
         "order (row 3)\n"
+        "Warning: no journal at WORK/journal.sqlite3: the preview knows no earlier "
+        "batches, so nothing can be recognised as already done\n"
         "dry run (test, dummy true): 2 rows would be sent, total 1,000 yen; "
         "nothing was sent\n"
         "FULL REFUND: 1 row without an amount would refund the full amount of the "
@@ -141,7 +148,7 @@ def test_a_dry_run_checks_the_control_totals(ws):
 
     assert result.exit_code == 65
     assert result.stderr.splitlines()[-2:] == [
-        "Error: --expect-rows 3 but 2 rows would be sent; nothing was sent",
+        "Error: --expect-rows 3, but this batch sends 2 rows; nothing was sent",
         "Check the file against what was approved.",
     ]
 

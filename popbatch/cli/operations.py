@@ -87,8 +87,18 @@ def _run(operation: str, values: dict[str, Any]) -> ExitCode:
 
     stop = pipeline.StopSignal()
     progress = output.Progress(quiet=options.quiet)
+    # A live run that asks shows the notices (a new journal) with its
+    # question; one that ends before asking shows them when it ends, as
+    # --quiet does when the run did not exit 0.
+    notices = output.Notices(quiet=options.quiet, deferred=asks)
+
+    def confirm(confirmation: Any) -> bool:
+        notices.taken()
+        return output.confirm_live(confirmation, options.quiet)
+
     hooks = pipeline.RunHooks(
-        confirm=lambda confirmation: output.confirm_live(confirmation, options.quiet),
+        confirm=confirm,
+        notice=notices.add,
         confirm_resend=lambda count: options.yes or output.confirm_resend(count),
         started=progress.start,
         row_done=progress.row_done,
@@ -96,12 +106,15 @@ def _run(operation: str, values: dict[str, Any]) -> ExitCode:
     # The handlers stay until the summary is out: a signal while it prints
     # stops the run as cleanly as one during the sending (exit 130 or 143).
     with output.stop_on_signals(stop):
+        failed = True
         try:
             result = pipeline.run_batch(
                 options, key, hooks, stop, validation=validation
             )
+            failed = result.exit_code is not ExitCode.OK
         finally:
             progress.close()
+            notices.flush(failed=failed)
         if not (options.quiet and result.exit_code is ExitCode.OK):
             for line in result.lines:
                 click.echo(line, err=True)
@@ -117,8 +130,15 @@ def _dry_run(options: RunOptions) -> ExitCode:
     """Preview a run: no key, nothing sent; exit 0, or 65 when refused."""
     from popbatch import pipeline
 
-    preview = pipeline.dry_run(options)
-    output.echo_notices(preview.validation.notices, options.quiet)
+    # The notices of the run (no journal) come after those of the input.
+    notices = output.Notices(quiet=options.quiet, deferred=True)
+    failed = True
+    try:
+        preview = pipeline.dry_run(options, pipeline.RunHooks(notice=notices.add))
+        output.echo_notices(preview.validation.notices, options.quiet)
+        failed = preview.exit_code is not ExitCode.OK
+    finally:
+        notices.flush(failed=failed)
     if preview.validation.rejected and not options.skip_invalid:
         _refuse(preview.validation, options.out_dir)
     if not (options.quiet and preview.exit_code is ExitCode.OK):

@@ -63,6 +63,9 @@ def setup_logging(verbose: int, quiet: bool, log_file: Path | None) -> None:
     else:
         console.setLevel(logging.ERROR if quiet else logging.WARNING)
     console.setFormatter(formatter)
+    # Records meant for the log file alone: the terminal has had the same
+    # words as a line of their own (a new journal, say).
+    console.addFilter(lambda record: not getattr(record, "file_only", False))
     root.addHandler(console)
 
     if log_file is not None:
@@ -97,7 +100,9 @@ def row_count(count: int) -> str:
 def confirm_live(confirmation: Any, quiet: bool) -> bool:
     """Before a live run: rows, total and, loudly, any full refunds; then ask.
 
-    With --yes nothing is asked, and with --quiet as well nothing is shown.
+    A journal this run created is named just before the question: nothing
+    in it can be recognised as already done. With --yes nothing is asked,
+    and with --quiet as well nothing is shown.
     """
     if confirmation.yes and quiet:
         return True
@@ -106,6 +111,9 @@ def confirm_live(confirmation: Any, quiet: bool) -> bool:
         f"{confirmation.total:,} yen in total, to {confirmation.endpoint}",
         err=True,
     )
+    if confirmation.new_journal and not confirmation.yes:
+        # Shown with the question (Notices kept it back for this).
+        click.echo(f"WARNING: {confirmation.new_journal}", err=True)
     full = confirmation.full_refunds
     if full:
         listed = ", ".join(str(row) for row in full[:20])
@@ -145,6 +153,43 @@ def confirm_resend(count: int) -> bool:
     except click.Abort:
         click.echo(err=True)
         return False
+
+
+class Notices:
+    """Warnings a run gives while it goes (a new journal): each shown once.
+
+    Shown at once, unless ``deferred`` or --quiet. With ``deferred`` (a live
+    run that will ask) they wait for the question, which shows them itself
+    (``taken``). With --quiet they wait for the end of the run, and are
+    shown only when it did not exit 0: cron mails them only then.
+    """
+
+    def __init__(self, *, quiet: bool, deferred: bool = False) -> None:
+        self._quiet = quiet
+        self._deferred = deferred
+        self._waiting: list[str] = []
+
+    def add(self, text: str) -> None:
+        """A notice: shown now, or kept for the question or the end."""
+        if self._deferred or self._quiet:
+            self._waiting.append(text)
+        else:
+            click.echo(f"Warning: {text}", err=True)
+
+    def taken(self) -> None:
+        """The question is about to show the notices kept for it."""
+        self._waiting.clear()
+
+    def flush(self, *, failed: bool) -> None:
+        """At the end of the run: show the notices kept and not shown yet.
+
+        With --quiet only when the run ``failed`` (an error, or an exit
+        code other than 0).
+        """
+        waiting, self._waiting = self._waiting, []
+        if failed or not self._quiet:
+            for text in waiting:
+                click.echo(f"Warning: {text}", err=True)
 
 
 def echo_notices(notices: Sequence[str], quiet: bool) -> None:
