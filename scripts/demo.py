@@ -68,7 +68,9 @@ def run_capture(port: int) -> int:
     # The local sandbox takes far more than POP's default of 5 per second.
     command += ["--rate", "100", "--concurrency", "4"]
     print(
-        "$ popbatch capture sample_data/month_end_captures.xlsx --rate 100 ...",
+        "$ popbatch capture sample_data/month_end_captures.xlsx --rate 100 ...\n"
+        "(the demo starts a new journal each time, so popbatch warns that it "
+        "knows no earlier batches)",
         flush=True,
     )
     return subprocess.run(command, env=env, cwd=ROOT, check=False).returncode
