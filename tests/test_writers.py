@@ -23,7 +23,7 @@ from xlsxwriter.exceptions import FileCreateError
 from popbatch.errors import OutputError, UsageError
 from popbatch.io import writers
 from popbatch.io.csvout import FORMULA_STARTS
-from popbatch.io.summarysheet import visible_options
+from popbatch.io.summarysheet import option_label, visible_options
 from popbatch.io.writers import (
     WorkbookLimits,
     check_csv_encoding,
@@ -580,7 +580,7 @@ def test_summary_says_what_ran_who_ran_it_and_when(written: Path) -> None:
     assert summary_value(sheet, "Run by") == "alice@box1"
     assert summary_value(sheet, "popbatch version") == "0.1.0"
     assert summary_value(sheet, "Endpoint") == "http://127.0.0.1:8080/pop/v1"
-    assert summary_value(sheet, "Option rate") == "5"
+    assert summary_value(sheet, "Option --rate") == "5"
     assert (
         summary_value(sheet, "Exit code")
         == "1: some rows failed at POP, were rejected, or need a decision"
@@ -1220,4 +1220,12 @@ def test_summary_shows_options_as_a_person_types_them() -> None:
         ("rate", "100"),
         ("skip_invalid", "yes"),
         ("timeouts", "connect=5, read=2.5"),
+    ]
+    assert [option_label(name) for name, _ in shown] == [
+        "--concurrency",
+        "--live",
+        "--max-total",
+        "--rate",
+        "--skip-invalid",
+        "--connect-timeout, --timeout",
     ]

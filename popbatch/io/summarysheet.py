@@ -128,7 +128,8 @@ class SummarySheet:
             ("Endpoint", batch.endpoint),
         ]
         pairs += [
-            (f"Option {name}", value) for name, value in visible_options(run.options)
+            (f"Option {option_label(name)}", value)
+            for name, value in visible_options(run.options)
         ]
         pairs += [
             ("Exit code", f"{int(report.exit_code)}: {report.exit_code.meaning}"),
@@ -247,6 +248,14 @@ def visible_options(options: Mapping[str, Any]) -> list[tuple[str, str]]:
             text = option_text(value)
         shown.append((name, text))
     return shown
+
+
+def option_label(name: str) -> str:
+    """An option as typed on the command line: ``skip_invalid`` is ``--skip-invalid``."""
+    return _OPTION_LABELS.get(name, f"--{name.replace('_', '-')}")
+
+
+_OPTION_LABELS = {"timeouts": "--connect-timeout, --timeout"}
 
 
 def option_text(value: Any) -> str:
