@@ -777,3 +777,71 @@ def test_resolve_while_a_run_holds_the_journal_exits_75(
         "the batch stands.",
     ]
     assert popbatch.states(1)["A-3"] == "unknown"
+
+
+def test_resolve_file_naming_an_order_twice_resolves_nothing(
+    popbatch: Popbatch, two_in_review: None
+) -> None:
+    """Two lines for one order (a paste error): the later must not win silently."""
+    path = resolutions(
+        popbatch,
+        "order_id,outcome,note\nA-3,succeeded,refund seen\nA-2,failed,no\n"
+        "A-3,failed,pasted twice\n",
+    )
+
+    refused = popbatch.command("resolve", "1", "--file", str(path))
+
+    assert refused.exit_code == 2
+    assert refused.lines == [
+        "Error: settled.csv names order_id 'A-3' on rows 2, 4; each order is "
+        "resolved once, so nothing was resolved",
+        "Keep the line that says what the merchant portal shows.",
+    ]
+    assert popbatch.states(1)["A-3"] == "unknown"
+    assert popbatch.states(1)["A-2"] == "unknown"
+
+
+def test_resolve_file_with_two_outcome_columns_resolves_nothing(
+    popbatch: Popbatch, two_in_review: None
+) -> None:
+    """結果 and outcome both map to the outcome: which one was meant is not guessed."""
+    path = resolutions(popbatch, "order_id,結果,outcome,note\nA-3,成功,failed,seen\n")
+
+    refused = popbatch.command("resolve", "1", "--file", str(path))
+
+    assert refused.exit_code == 2
+    assert refused.lines == [
+        "Error: settled.csv has 2 columns for outcome (結果, outcome); nothing was "
+        "resolved",
+        "Keep one of them.",
+    ]
+    assert popbatch.states(1)["A-3"] == "unknown"
+
+
+def test_a_resolution_stays_open_while_a_stopped_run_has_not_sent_the_row(
+    popbatch: Popbatch, sandbox: SandboxServer
+) -> None:
+    """A-3 resolved as failed; the next run stops on a wrong key before sending
+    it; the person corrects the resolution to succeeded, and A-3 is never sent
+    again."""
+    busy = {"status": 429, "headers": {"Retry-After": "0"}, "body": "busy"}
+    sandbox.script_order("A-2", busy, busy, busy)
+    sandbox.script_order("A-3", BAD_GATEWAY)
+    path = popbatch.write_csv("february.csv", [("A-2", 1000), ("A-3", 1000)])
+    first = popbatch.run("capture", path, "--concurrency", "1")
+    popbatch.command("resolve", "1", "A-3", "--failed", "--note", "not seen")
+
+    stopped = popbatch.run("capture", path, key="Wrong-Key")
+    corrected = popbatch.command(
+        "resolve", "1", "A-3", "--succeeded", "--note", "found it after all"
+    )
+    finished = popbatch.run("capture", path)
+
+    assert (first.exit_code, stopped.exit_code) == (75, 78)
+    assert corrected.exit_code == 0
+    assert corrected.stdout.splitlines() == [
+        f"batch 1 row 3 order_id A-3: resolved as succeeded by {current_user()}"
+    ]
+    assert finished.exit_code == 0
+    assert finished.group_of() == {"A-2": "Succeeded", "A-3": "Succeeded"}
+    assert sandbox.received("A-3") == 1

@@ -112,7 +112,7 @@ def find_review_row(
 ) -> RowRecord:
     """The one Review row of the batch with ``order_id``.
 
-    A row already resolved counts as one until a run acts on it, so that a
+    A row already resolved counts as one until it is sent again, so that a
     person can correct a resolution made by mistake.
 
     Raises:
@@ -127,12 +127,15 @@ def find_review_row(
             (batch_id, order_id),
         )
     ]
-    # A resolved row may be resolved again, until a run acts on it: a
-    # resolution as failed is replanned (and so cleared) by the next run.
+    # A resolved row may be resolved again until it is sent: a resolution
+    # as failed is replanned (and so cleared) by the next run, which may
+    # stop before sending it.
     review = [
         record
         for record in records
-        if record.state in REVIEW_STATES or record.state is RowState.RESOLVED
+        if record.state in REVIEW_STATES
+        or record.state is RowState.RESOLVED
+        or _replanned_not_sent(conn, record)
     ]
 
     if not records:
@@ -153,6 +156,19 @@ def find_review_row(
             f"{batch_id} (rows {rows}); only one row per order id can be resolved"
         )
     return review[0]
+
+
+def _replanned_not_sent(conn: sqlite3.Connection, record: RowRecord) -> bool:
+    """Whether a run replanned the row after it was resolved as failed, and no
+    attempt was made since (the run stopped first)."""
+    if record.state not in (RowState.PLANNED, RowState.PENDING):
+        return False
+    last = conn.execute(
+        "SELECT kind, attempts FROM row_events WHERE row_id = ? "
+        "ORDER BY id DESC LIMIT 1",
+        (record.id,),
+    ).fetchone()
+    return last is not None and last[0] == "replanned" and last[1] == record.attempts
 
 
 def settle(conn: sqlite3.Connection, row_id: int, resolution: Resolution) -> None:
