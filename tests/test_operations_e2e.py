@@ -554,3 +554,34 @@ def test_rows_not_sent_when_pop_is_unreachable_are_pending(ws):
     expected = {name: [] for name in GROUP_SHEETS} | {"Pending": [2, 3]}
     assert group_rows(results) == expected
     assert csv_group_rows(results) == expected
+
+
+def test_input_columns_named_like_popbatchs_own_leave_every_header_distinct(ws):
+    """An input with row, result_code and 'status (POP)' columns: nothing doubles."""
+    ws.sandbox.add_order("HD-1", 1000)
+    ws.write(
+        "headers.csv",
+        "order_id,amount,row,result_code,status,status (POP)\nHD-1,1000,7,x,open,y\n",
+    )
+
+    result = ws.run("capture", "headers.csv", "--quiet")
+
+    assert (result.exit_code, result.output) == (0, "")
+    book = load_workbook(ws.results().folder / "results.xlsx", read_only=True)
+    headers = next(book["Succeeded"].iter_rows(max_row=1, values_only=True))
+    values = next(book["Succeeded"].iter_rows(min_row=2, max_row=2, values_only=True))
+    book.close()
+    assert len(headers) == len(set(headers))
+    assert headers[:9] == (
+        "row (popbatch)",
+        "order_id",
+        "amount",
+        "row",
+        "result_code",
+        "status",
+        "status (POP)",
+        "result_code (POP)",
+        "meaning",
+    )
+    assert values[:8] == (2, "HD-1", 1000, "7", "x", "open", "y", "R001")
+    assert headers[9] == "status (POP 2)"

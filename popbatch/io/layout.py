@@ -109,21 +109,31 @@ FULL_REFUND_TEXT = "FULL amount (no amount given)"
 def _distinct(
     columns: list[Column], *, inputs: int, response: set[str]
 ) -> list[Column]:
-    """Rename popbatch's columns that an input column's header already uses.
+    """Rename popbatch's columns whose header an input column already uses.
 
     An authorize file has a paynow_card_id column, and so has POP's answer:
     the answer's becomes ``paynow_card_id (POP)``, and a column of popbatch's
-    own (``reason``, ``changes``) that the input also has gets ``(popbatch)``,
-    so that every header of a sheet names one column. The first ``inputs``
-    columns (the row number and the input's) keep their names.
+    own (``row``, ``reason``, ``changes``) that the input also has gets
+    ``(popbatch)``, then a number if that is taken too, so that every header
+    popbatch adds names one column. Columns 1 to ``inputs - 1`` are the
+    input's and keep their names.
     """
     taken = {column.header.strip().lower() for column in columns[1:inputs]}
-    renamed = list(columns[:inputs])
-    for column in columns[inputs:]:
-        if column.header.lower() in taken:
-            mark = "POP" if column.header in response else "popbatch"
-            column = Column(f"{column.header} ({mark})", column.kind)
-        renamed.append(column)
+    renamed: list[Column] = []
+    for position, column in enumerate(columns):
+        if 1 <= position < inputs:
+            renamed.append(column)
+            continue
+        header = column.header
+        if header.lower() in taken:
+            mark = "POP" if header in response else "popbatch"
+            header = f"{column.header} ({mark})"
+            number = 2
+            while header.lower() in taken:
+                header = f"{column.header} ({mark} {number})"
+                number += 1
+        taken.add(header.lower())
+        renamed.append(Column(header, column.kind))
     return renamed
 
 
@@ -190,7 +200,9 @@ def group_layout(report: Report, group: Group) -> Layout:
     if not rejected:
         columns.append(Column("defaults", Kind.WRAP))
 
-    columns = _distinct(columns, inputs=width + 1, response=set(response_fields))
+    columns = _distinct(
+        columns, inputs=width + 1, response={"result_code", *response_fields}
+    )
     cells = _cells_as_read(width) if rejected else _interpreted_cells(report)
 
     def values(row: RowRecord) -> list[Cell]:
