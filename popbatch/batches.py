@@ -377,15 +377,15 @@ def _resolutions_from_file(path: Path) -> list[Entry]:
     header = next(rows, [])
     names = [_RESOLUTION_HEADERS.get(_header_key(cell), "") for cell in header]
     for name in ("order_id", "outcome", "note"):
-        given = [
+        headed = [
             cell.strip()
             for cell, found in zip(header, names, strict=True)
             if found == name
         ]
-        if len(given) > 1:
+        if len(headed) > 1:
             raise UsageError(
-                f"{path.name} has {len(given)} columns for {name} "
-                f"({', '.join(given)}); nothing was resolved",
+                f"{path.name} has {len(headed)} columns for {name} "
+                f"({', '.join(headed)}); nothing was resolved",
                 hint="Keep one of them.",
             )
     missing = {"order_id", "outcome", "note"} - set(names)
@@ -418,12 +418,12 @@ def _resolutions_from_file(path: Path) -> list[Entry]:
     lines: dict[str, list[int]] = {}
     for entry in entries:
         lines.setdefault(entry.order_id, []).append(entry.line or 0)
-    twice = {order_id: rows for order_id, rows in lines.items() if len(rows) > 1}
+    twice = {order_id: at for order_id, at in lines.items() if len(at) > 1}
     if twice:
-        order_id, rows = next(iter(twice.items()))
+        order_id, at = next(iter(twice.items()))
         raise UsageError(
             f"{path.name} names order_id {order_id!r} on rows "
-            f"{', '.join(str(row) for row in rows)}; each order is resolved once, "
+            f"{', '.join(str(row) for row in at)}; each order is resolved once, "
             "so nothing was resolved",
             hint="Keep the line that says what the merchant portal shows.",
         )

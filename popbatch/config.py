@@ -19,6 +19,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 from popbatch.errors import ConfigurationError, KeyFileExposedError, UsageError
 
@@ -251,14 +252,29 @@ def resolve_settings(
 
 
 def check_endpoint(endpoint: str) -> None:
-    """Refuse an endpoint that is not an http:// or https:// URL with a host."""
+    """Refuse an endpoint that is not an http:// or https:// URL with a host
+    and, when one is written, a port from 1 to 65535."""
+    hint = f"POP's endpoint is {DEFAULT_ENDPOINT} (the operation's path is added)."
     scheme, _, rest = endpoint.partition("://")
-    if scheme.lower() in ("http", "https") and rest and not rest.startswith("/"):
-        return
-    raise ConfigurationError(
-        f"the endpoint {endpoint!r} is not an http:// or https:// URL",
-        hint=f"POP's endpoint is {DEFAULT_ENDPOINT} (the operation's path is added).",
-    )
+    if not (scheme.lower() in ("http", "https") and rest and not rest.startswith("/")):
+        raise ConfigurationError(
+            f"the endpoint {endpoint!r} is not an http:// or https:// URL", hint=hint
+        )
+    try:
+        parts = urlsplit(endpoint)
+        port = parts.port
+    except ValueError as error:
+        # urlsplit's words: "Invalid IPv6 URL", "Port out of range 0-65535".
+        raise ConfigurationError(
+            f"the endpoint {endpoint!r} is not a valid URL ({error})", hint=hint
+        ) from None
+    if not parts.hostname:
+        raise ConfigurationError(f"the endpoint {endpoint!r} names no host", hint=hint)
+    if port == 0:
+        raise ConfigurationError(
+            f"the endpoint {endpoint!r} names port 0, which no server listens on",
+            hint=hint,
+        )
 
 
 # Setting names that look like a secret: the key never lives in the file.

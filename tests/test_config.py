@@ -430,6 +430,37 @@ def test_a_config_option_naming_no_file_exits_2(ws):
     )
 
 
+@pytest.mark.parametrize(
+    ("endpoint", "problem"),
+    [
+        ("http://[::1:/pop/v1", "is not a valid URL (Invalid IPv6 URL)"),
+        (
+            "http://127.0.0.1:99999/pop/v1",
+            "is not a valid URL (Port out of range 0-65535)",
+        ),
+        ("http://127.0.0.1:0/pop/v1", "names port 0, which no server listens on"),
+        ("http://:80/pop/v1", "names no host"),
+        ("pay3.veritrans.co.jp/pop/v1", "is not an http:// or https:// URL"),
+    ],
+)
+def test_an_endpoint_that_is_no_usable_url_exits_78_before_the_journal(
+    ws, endpoint, problem
+):
+    """Refused with the configuration's exit code; no journal is created."""
+    journal = ws.root / "new.sqlite3"
+    result = ws.invoke(
+        "capture", "one.csv", "--endpoint", endpoint, "--journal", str(journal)
+    )
+
+    assert result.exit_code == 78
+    assert result.stderr == (
+        f"Error: the endpoint {endpoint!r} {problem}\n"
+        "POP's endpoint is https://pay3.veritrans.co.jp/pop/v1 (the operation's "
+        "path is added).\n"
+    )
+    assert not journal.exists()
+
+
 def test_a_bad_setting_exits_78(ws):
     """A rate that is not a number, named with the file."""
     (ws.root / "popbatch.toml").write_text('rate = "fast"\n')
