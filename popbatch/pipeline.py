@@ -12,7 +12,7 @@ import socket
 import tempfile
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from pathlib import Path
 
@@ -44,7 +44,14 @@ from popbatch.report import (
     reporting_run,
     summary_lines,
 )
-from popbatch.rows import BatchRecord, Outcome, RowRecord, RowState, RunRecord
+from popbatch.rows import (
+    BatchRecord,
+    Outcome,
+    Problem,
+    RowRecord,
+    RowState,
+    RunRecord,
+)
 from popbatch.schema import Validation, validate
 from popbatch.sender import Sender, StopSignal
 
@@ -72,7 +79,7 @@ class Confirmation:
     full_refunds: tuple[int, ...]  # spreadsheet rows of cancels without amount
     endpoint: str
     yes: bool
-    new_journal: str | None = None  # the notice, when this run created the journal
+    new_journal: str | None = None  # the notice, when the journal holds no batches
 
 
 @dataclass(slots=True)
@@ -179,17 +186,20 @@ FILE_ONLY = {"file_only": True}
 
 
 def _announce_new_journal(journal: Journal, hooks: RunHooks) -> str | None:
-    """Say so when this run created the journal: it knows no earlier batches.
+    """Say so when the journal holds no batches: nothing is known as done.
 
     A typo in --journal, another user or another HOME (cron, sudo) lands on
     a journal of its own, where nothing is recognised as already done, so a
-    file refunded before would be refunded again. Returns the notice.
+    file refunded before would be refunded again. Keyed on the journal's
+    content, not on this run creating it: a first run that was refused
+    (control totals, bad input) leaves the file, still without a batch, and
+    the next run must hear it too. Returns the notice.
     """
-    if not journal.created or journal.list_batches():
+    if journal.list_batches():
         return None
     text = (
-        f"a new journal was created at {journal.path}: no earlier batches are "
-        "known, so nothing can be recognised as already done"
+        f"the journal {journal.path} holds no earlier batches: nothing can be "
+        "recognised as already done"
     )
     logger.warning("%s", text, extra=FILE_ONLY)
     if hooks.notice is not None:
@@ -750,10 +760,13 @@ def dry_run(options: RunOptions, hooks: RunHooks | None = None) -> Preview:
     if options.journal_path is not None and options.journal_path.exists():
         journal = Journal.open(options.journal_path)
         try:
-            _judge(journal, operation, options, rows, exclude_batch=None)
             batch = journal.find_batch(_key_of(operation, validation, options))
-            if batch is not None:
-                checked = _resumed_rows(journal, batch, operation, options)
+            if batch is None:
+                _judge(journal, operation, options, rows, exclude_batch=None)
+            else:
+                resumed = _resumed_rows(journal, batch, operation, options)
+                checked = resumed if _would_send(resumed) else None
+                rows = [_as_previewed(row) for row in resumed]
         finally:
             journal.close()
     else:
@@ -769,14 +782,64 @@ def dry_run(options: RunOptions, hooks: RunHooks | None = None) -> Preview:
 
 def _resumed_rows(
     journal: Journal, batch: BatchRecord, operation: Operation, options: RunOptions
-) -> list[RowRecord] | None:
-    """A batch's rows as its next run would judge them (nothing is written).
+) -> list[RowRecord]:
+    """A batch's rows as its next run would find them (nothing is written).
 
-    None when none would be sent: that run checks no control totals.
+    As ``_prepare_resume`` does it: rows in flight when a run stopped are in
+    Review, rows resolved as failed are planned again, Review rows too with
+    ``--resend-unknown`` (as if the question were answered yes), and the
+    rows still to do are judged again by the cross-batch rules.
     """
     rows = journal.rows(batch.id)
+    for row in rows:
+        failed = row.resolution is not None and row.resolution.outcome is (
+            RowState.FAILED
+        )
+        if row.state is RowState.IN_FLIGHT:
+            row.state = RowState.UNKNOWN
+        if (row.state is RowState.RESOLVED and failed) or (
+            row.state is RowState.UNKNOWN and options.resend_unknown
+        ):
+            row.state = RowState.PLANNED
+            row.outcome = None
+            row.resolution = None
     _judge(journal, operation, options, rows, exclude_batch=batch.id)
-    return rows if any(row.state is RowState.PLANNED for row in rows) else None
+    return rows
+
+
+def _would_send(rows: list[RowRecord]) -> bool:
+    """Whether a run would send any of the rows: only then are totals checked."""
+    return any(row.state is RowState.PLANNED for row in rows)
+
+
+# What a dry run says of a resumed batch's rows that it will not send again.
+_DONE_REASON = "done_by_this_batch"
+_DONE_BY_THIS_BATCH = {
+    RowState.SUCCEEDED: "already done by this batch (Succeeded)",
+    RowState.FAILED: "already sent by this batch (Failed): not sent again",
+    RowState.UNKNOWN: (
+        "in Review in this batch: not sent again (settle it with 'popbatch "
+        "resolve', or send it again with --resend-unknown)"
+    ),
+}
+
+
+def _as_previewed(row: RowRecord) -> RowRecord:
+    """A resumed batch's row as the preview shows it.
+
+    Rows the batch already sent are skipped by its next run: the preview
+    says so of this batch, not of "an earlier batch".
+    """
+    if row.state in _PREVIEW_VERBS:
+        return row
+    state = row.state
+    if state is RowState.RESOLVED:
+        assert row.resolution is not None
+        why = f"already done by this batch (resolved as {row.resolution.outcome.value})"
+    else:
+        why = _DONE_BY_THIS_BATCH[state]
+    problem = Problem(_DONE_REASON, why, column="order_id", value=row.order_id)
+    return replace(row, state=RowState.SKIPPED, problems=(problem,))
 
 
 def _no_journal_notice(options: RunOptions, hooks: RunHooks | None) -> None:
@@ -838,13 +901,25 @@ def _preview_lines(rows: list[RowRecord], path: Path, *, live: bool) -> list[str
             f"full amount of the order (rows {', '.join(str(n) for n in full[:20])}"
             f"{' ...' if len(full) > 20 else ''})"
         )
+    done = sum(1 for row in rows if _done_by_this_batch(row))
     for state in (RowState.PENDING, RowState.SKIPPED, RowState.REJECTED):
         count = sum(1 for row in rows if row.state is state)
+        if state is RowState.SKIPPED:
+            count -= done
         if count:
             lines.append(f"{_rows_phrase(count)} would be {_PREVIEW_VERBS[state]}")
+    if done:
+        lines.append(
+            f"{_rows_phrase(done)} {_were(done)} already sent by this batch: "
+            "not sent again"
+        )
     lines.append(f"preview of the exact requests: {path}")
 
     return lines
+
+
+def _done_by_this_batch(row: RowRecord) -> bool:
+    return bool(row.problems) and row.problems[0].reason == _DONE_REASON
 
 
 def _rows_phrase(count: int) -> str:

@@ -230,8 +230,8 @@ def test_a_live_run_on_a_new_journal_says_so_in_the_question(ws):
     assert result.exit_code == 2
     assert ws.mask(result.stderr) == (
         "LIVE capture: 2 rows, 3,500 yen in total, to SANDBOX\n"
-        "WARNING: a new journal was created at WORK/journal.sqlite3: no earlier "
-        "batches are known, so nothing can be recognised as already done\n"
+        "WARNING: the journal WORK/journal.sqlite3 holds no earlier batches: "
+        "nothing can be recognised as already done\n"
         "Send these requests with real money? [y/N]: n\n"
         "Error: the live run was not confirmed; nothing was sent\n"
     )

@@ -17,6 +17,7 @@ import json
 
 import pytest
 from harness import LIVE_KEY, Popbatch
+from run_output import Results
 
 from popbatch.cli import output
 
@@ -425,8 +426,7 @@ def test_a_resumed_full_refund_still_fails_an_amount_check(ws, monkeypatch):
 # --- a new journal ---------------------------------------------------------------------
 
 NEW_JOURNAL = (
-    "a new journal was created at {}: no earlier batches are known, so nothing "
-    "can be recognised as already done"
+    "the journal {} holds no earlier batches: nothing can be recognised as already done"
 )
 
 
@@ -439,8 +439,42 @@ def test_a_run_that_creates_the_journal_says_so_once(ws):
 
     assert first.exit_code == 0
     assert first.lines[0] == "Warning: " + NEW_JOURNAL.format(typo)
-    assert sum("new journal" in line for line in first.lines) == 1
-    assert not any("new journal" in line for line in again.lines)
+    assert sum("no earlier batches" in line for line in first.lines) == 1
+    assert not any("no earlier batches" in line for line in again.lines)
+
+
+def test_a_run_after_a_refused_first_run_still_warns_of_the_empty_journal(ws):
+    """The refused run left the file without a batch: the next run warns again."""
+    ws.fresh_journal = True
+
+    refused = ws.run("capture", "captures.csv", "--expect-rows", "4")
+    sent = ws.run("capture", "captures.csv", "--expect-rows", "3")
+    again = ws.run("capture", "captures.csv", "--expect-rows", "3")
+
+    assert ws.journal.exists()
+    assert (refused.exit_code, sent.exit_code, again.exit_code) == (65, 0, 0)
+    assert refused.lines[0] == "Warning: " + NEW_JOURNAL.format(ws.journal)
+    assert sent.lines[0] == "Warning: " + NEW_JOURNAL.format(ws.journal)
+    assert sum("no earlier batches" in line for line in sent.lines) == 1
+    assert not any("no earlier batches" in line for line in again.lines)
+    assert ws.sandbox.applied(endpoint="card-capture") == 3
+
+
+def test_a_quiet_run_after_a_refused_first_run_logs_the_warning(ws):
+    """Under --quiet the second run exits 0: the log file alone has the warning."""
+    ws.fresh_journal = True
+    log = ws.root / "popbatch.log"
+    ws.run("capture", "captures.csv", "--expect-rows", "4", "--quiet")
+
+    result = ws.run("capture", "captures.csv", "--quiet", "--log-file", str(log))
+
+    assert (result.exit_code, result.output) == (0, "")
+    warnings = [
+        line for line in log.read_text("utf-8").splitlines() if " WARNING " in line
+    ]
+    assert [line.split(" WARNING ", 1)[1] for line in warnings] == [
+        NEW_JOURNAL.format(ws.journal)
+    ]
 
 
 def test_a_quiet_run_on_a_new_journal_logs_the_warning_in_the_log_file_only(ws):
@@ -485,6 +519,39 @@ def test_a_quiet_run_on_a_new_journal_with_a_failed_row_prints_the_warning(ws):
         "Warning: " + NEW_JOURNAL.format(ws.journal),
         "popbatch capture, batch 1 (test: dummy requests, no money moved)",
     ]
+
+
+def test_a_dry_run_checks_a_batch_whose_rows_left_were_resolved_as_failed(ws):
+    """The resolved rows go out again: the dry run refuses as the real run does."""
+    ws.sandbox.script_order("C-3", {"status": 502, "body": "<html>bad gateway</html>"})
+    first = ws.run("capture", "captures.csv", "--quiet")
+    ws.command("resolve", "1", "C-3", "--failed", "--note", "not in portal")
+
+    dry = ws.run("capture", "captures.csv", "--dry-run", "--expect-rows", "5")
+    real = ws.run("capture", "captures.csv", "--expect-rows", "5")
+    matching = ws.run("capture", "captures.csv", "--dry-run", "--expect-rows", "3")
+
+    assert (first.exit_code, dry.exit_code, real.exit_code) == (3, 65, 65)
+    refusal = (
+        "Error: --expect-rows 5, but this batch sends 3 rows (2 of them already "
+        "sent by an earlier run); nothing was sent"
+    )
+    assert dry.lines[-2] == real.lines[-2] == refusal
+    assert matching.exit_code == 0
+    assert matching.lines == [
+        "dry run (test, dummy true): 1 row would be sent, total 3,000 yen; "
+        "nothing was sent",
+        "2 rows were already sent by this batch: not sent again",
+        f"preview of the exact requests: {ws.out / 'captures-capture-dry-run'}"
+        "/preview.csv",
+    ]
+    rows = Results(ws.out / "captures-capture-dry-run").csv("preview.csv")
+    assert [(row["row"], row["would be"], row["why not sent"]) for row in rows] == [
+        ("2", "skipped", "already done by this batch (Succeeded)"),
+        ("3", "skipped", "already done by this batch (Succeeded)"),
+        ("4", "sent", ""),
+    ]
+    assert ws.sandbox.received("C-3") == 1
 
 
 def test_a_dry_run_of_a_half_sent_batch_checks_the_batchs_own_figures(ws):

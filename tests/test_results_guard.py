@@ -59,8 +59,8 @@ def test_a_run_with_another_journal_leaves_the_first_runs_results_alone(
     assert first.exit_code == 0
     assert second.exit_code == 73
     assert second.lines == [
-        f"Warning: a new journal was created at {real(cron)}: no earlier batches "
-        "are known, so nothing can be recognised as already done",
+        f"Warning: the journal {real(cron)} holds no earlier batches: nothing can "
+        "be recognised as already done",
         f"Error: the results folder {str(first.folder)!r} holds batch 1 of another "
         f"journal ({real(popbatch.journal)!r}); nothing was sent",
         HINT,

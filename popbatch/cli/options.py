@@ -260,21 +260,23 @@ def run_options(function: F) -> F:
             "--expect-rows",
             type=click.IntRange(min=0),
             metavar="N",
-            help="Refuse the run (exit 65) unless exactly N rows would be sent.",
+            help="Refuse the run (exit 65) unless the batch has exactly N rows "
+            "sent or to send (all but Rejected and Skipped ones), checked at "
+            "every run that has rows to send.",
         ),
         click.option(
             "--expect-total",
             type=AmountType(),
             metavar="AMOUNT",
-            help="Refuse the run (exit 65) unless the rows to send total exactly "
-            "AMOUNT yen.",
+            help="Refuse the run (exit 65) unless the batch's rows sent or to "
+            "send total exactly AMOUNT yen.",
         ),
         click.option(
             "--max-total",
             type=AmountType(),
             metavar="AMOUNT",
-            help="Refuse the run (exit 65) if the rows to send total more than "
-            "AMOUNT yen.",
+            help="Refuse the run (exit 65) if the batch's rows sent or to send "
+            "total more than AMOUNT yen.",
         ),
         sheet_option,
         encoding_option,
