@@ -57,6 +57,24 @@ def refused_as_money(name: str, header: str, letter: str, word: str) -> list[str
         ("total", "total"),
         ("返金理由（円）", "円"),
         ("備考 (¥)", "¥"),
+        ("返還", "返還"),
+        ("返戻金", "返戻"),
+        ("返金済", "返金"),
+        ("キャンセル済み", "キャンセル"),
+        ("入金", "入金"),
+        ("売上", "売上"),
+        ("支払い", "支払"),
+        ("決済額", "額"),
+        ("手数料", "手数料"),
+        ("chargeback", "chargeback"),
+        ("Credit", "credit"),
+        ("sum", "sum"),
+        ("Payment", "payment"),
+        ("paid", "paid"),
+        ("Charges", "charges"),
+        ("refund_fee", "refund"),
+        ("fee", "fee"),
+        ("Surcharge", "surcharge"),
     ],
 )
 def test_a_cancel_file_with_a_money_column_but_no_amount_is_refused(
@@ -69,6 +87,22 @@ def test_a_cancel_file_with_a_money_column_but_no_amount_is_refused(
 
     assert checked.exit_code == ExitCode.INPUT_REFUSED
     assert checked.said == refused_as_money("refunds.csv", header, "B", word)
+
+
+@pytest.mark.parametrize(("header", "word"), [("返金済", "返金"), ("手数料", "手数料")])
+def test_a_refunded_flag_or_a_fee_column_refunds_nothing_in_full(
+    popbatch: Popbatch, header: str, word: str
+) -> None:
+    """返金済 (a flag, or the sum refunded) and 手数料 are not ignored: exit 65 (e2e)."""
+    popbatch.sandbox.add_order("RF-001", 5000, state="captured")
+    path = popbatch.write("refunds.csv", f"order_id,{header}\nRF-001,1000\n")
+
+    run = popbatch.run("cancel", path, "--skip-invalid")
+
+    assert run.exit_code == ExitCode.INPUT_REFUSED
+    assert run.said == refused_as_money("refunds.csv", header, "B", word)
+    assert popbatch.sandbox.received() == 0
+    assert popbatch.sandbox.order("RF-001").state == "captured"
 
 
 def test_a_cp932_refund_file_headed_with_a_unit_sends_nothing(
@@ -103,6 +137,9 @@ def test_a_cp932_refund_file_headed_with_a_unit_sends_nothing(
         "refund_reason,Refund date,refundId",
         "返金日,取消日,キャンセル理由,返品数",
         "請求書番号,請求先,返金ステータス,RefundStatus",
+        "返金理由,返金日,備考,memo,請求書番号",
+        "返金済フラグ,返還理由,入金日,売上日,売上件数,支払方法,手数料区分",
+        "summary,feedback,Credit card,paid_at,payment_id,paymentMethod,feeType",
     ],
 )
 def test_reason_date_and_id_columns_of_a_refund_are_carried(
@@ -378,6 +415,19 @@ def test_id_and_default_card_cells_whose_format_shows_another_value_are_rejected
         ("0.00E+00", 5123, ("other", None)),
         ("[>100]0;0", 5, ("other", None)),
         ("[DBNum1]0", 5, ("other", None)),
+        ('#,##0"."00', 150000, ("between", "1,500.00")),
+        ("0\\.00", 1500, ("between", "15.00")),
+        ('#,##0"."00', 5, ("between", "0.05")),
+        ('0","000', 1234567, ("between", "1234,567")),
+        ('0"-"000', 1234, ("between", "1-234")),
+        ("0\\ 000", 1234, ("between", "1 234")),
+        ("0 000", 1234, ("between", "1 234")),
+        ('#"万"0000', 12345678, ("between", "1234万5678")),
+        ("0_)000", 1234, ("between", "1 234")),
+        ("[$¥-411]0[$¥-411]000", 1234, ("between", "¥1¥234")),
+        ('#,##0;-0"."00', -150000, ("between", "-1500.00")),
+        ('#,##0"."00;-#,##0', -150000, None),
+        ("0.00.00", 5, ("between", "5.00.00")),
         ("#,##0", 5000, None),
         ('#,##0 "円"', 5000, None),
         ("¥#,##0", 5000, None),
@@ -385,6 +435,12 @@ def test_id_and_default_card_cells_whose_format_shows_another_value_are_rejected
         ("#,##0_);(#,##0)", 5000, None),
         ('_-[$¥-411]* #,##0_-;-[$¥-411]* #,##0_-;_-[$¥-411]* "-"_-;_-@_-', 5000, None),
         ("#,##0.00", 5000, None),
+        ('"¥"#,##0;[Red]"¥"-#,##0', -5000, None),
+        ("#,##0;△#,##0", -5000, None),
+        ('_(* #,##0_);_(* (#,##0);_(* "-"_);_(@_)', 5000, None),
+        ('_(* #,##0_);_(* (#,##0);_(* "-"_);_(@_)', -5000, None),
+        ('_ ¥* #,##0_ ;_ ¥* -#,##0_ ;_ ¥* "-"_ ;_ @_ ', 5000, None),
+        ("#,##0 ;(#,##0)", 5000, None),
         ("000000", 5, None),
         ("0", 0, None),
         ("@", 5, None),
@@ -397,3 +453,40 @@ def test_formats_that_show_another_number_are_told_apart(
 ) -> None:
     """Scaling, percent, literal digits, hiding and text change the number; yen signs do not."""
     assert format_changes_value(code, value) == expected
+
+
+def test_cells_with_text_between_their_digits_are_rejected(popbatch: Popbatch) -> None:
+    """150000 shown as 1,500.00, 1500 as 15.00 and an id as 1-234: exit 65 (e2e)."""
+    rows: list[tuple[object, ...]] = [
+        ("LD-001", "ORDER-0001", 150000, True),
+        ("LD-002", "ORDER-0001", 1500, True),
+        (1234, "ORDER-0001", 1000, True),
+        ("LD-004", "ORDER-0001", 1000, True),
+    ]
+    formats = {"C2": '#,##0"."00', "C3": "0\\.00", "A4": '0"-"000', "C5": "#,##0.00"}
+    path = formatted_workbook(popbatch.root / "dots.xlsx", rows, formats)
+    popbatch.sandbox.add_order("ORDER-0001", 9000)
+
+    checked = popbatch.validate("reauthorize", path)
+    run = popbatch.run("reauthorize", path, "--skip-invalid")
+
+    between = "the format puts text between the digits"
+    assert checked.exit_code == 65
+    assert checked.problem_table() == [
+        "2 amount '150000' amount cell C2 stores the number 150000, but its number "
+        'format #,##0"."00 shows it as 1,500.00 in Excel (the format puts text '
+        "between the digits); popbatch reads the stored 150000, not what Excel "
+        "shows. Format column C as General (or #,##0) and check the value.",
+        "3 amount '1500' amount cell C3 stores the number 1500, but its number "
+        "format 0\\.00 shows it as 15.00 in Excel (the format puts text between "
+        "the digits); popbatch reads the stored 1500, not what Excel shows. Format "
+        "column C as General (or #,##0) and check the value.",
+        "4 order_id '1234' "
+        + changed(
+            "order_id", "A4", "1234", '0"-"000', "shows it as 1-234 in Excel", between
+        ),
+    ]
+    assert run.exit_code == 1, run.stderr
+    assert {o: body["amount"] for o, body in popbatch.sent().items()} == {
+        "LD-004": 1000
+    }

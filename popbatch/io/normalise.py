@@ -147,13 +147,21 @@ LOOKALIKE_WORDS: Mapping[str, tuple[str, ...]] = {
     "dummy": ("dummy", "ダミー"),
 }
 
-# Words of a refund or a bill: a header that holds one (返金, Refund, 払戻)
-# names the money refunded, unless it also says it holds something else
-# (``NOT_AMOUNT_WORDS``: 返金理由, refund date). An amount word or a unit
-# beside it (返金（円）, refund (JPY)) makes it money all the same.
+# Words of a refund, a bill or a payment: a header that holds one (返金,
+# Refund, 払戻, 入金, 手数料) names money refunded or paid, unless it also
+# says it holds something else (``NOT_AMOUNT_WORDS``: 返金理由, refund
+# date). An amount word or a unit beside it (返金（円）, refund (JPY)) makes
+# it money all the same.
 MONEY_WORDS: tuple[str, ...] = (
     *("refund", "cancel"),
     *("返金", "払戻", "払い戻し", "返品", "キャンセル", "取消", "取り消し", "請求"),
+    *("返還", "返戻", "入金", "売上", "支払", "手数料"),
+)
+# Latin words of money paid or charged, looked for as whole words (with a
+# plural), so that "summary" holds no "sum" and "feedback" no "fee".
+MONEY_WHOLE_WORDS: tuple[str, ...] = (
+    *("chargeback", "credit", "sum", "payment", "paid", "charge", "surcharge"),
+    "fee",
 )
 # Words that say a column holds a reason, a date, a state, a name or an id:
 # text, not an amount. Latin ones are whole words (refund_reason,
@@ -161,10 +169,11 @@ MONEY_WORDS: tuple[str, ...] = (
 NOT_AMOUNT_WORDS: tuple[str, ...] = (
     *("理由", "事由", "日", "時刻", "状態", "状況", "ステータス", "区分", "種別"),
     *("方法", "番号", "者", "担当", "先", "口座", "名", "内容", "詳細", "備考"),
-    *("メモ", "コメント", "有無", "可否", "済", "フラグ", "数", "件"),
+    *("メモ", "コメント", "有無", "可否", "フラグ", "数", "件", "カード"),
     *("reason", "date", "day", "time", "status", "state", "type", "method"),
     *("memo", "note", "notes", "comment", "id", "no", "number", "name", "code"),
     *("flag", "count", "qty", "quantity", "by", "to", "reference", "ref"),
+    *("at", "on", "card"),
 )
 _LATIN_WORD = re.compile(r"[a-z]+")
 _CAMEL_CASE = re.compile(r"(?<=[a-z])(?=[A-Z])")
@@ -189,8 +198,10 @@ def lookalike_word(text: str, field: str) -> str | None:
     """Return the word that makes a header look like a field, or None.
 
     One of the field's ``LOOKALIKE_WORDS``, anywhere in the header; for
-    amount also one of ``MONEY_WORDS`` in a header that does not say it
-    holds something else (``NOT_AMOUNT_WORDS``).
+    amount also one of ``MONEY_WORDS`` (or, as a whole word, of
+    ``MONEY_WHOLE_WORDS``) in a header that does not say it holds something
+    else (``NOT_AMOUNT_WORDS``, looked for beside the money word: 手数料 is
+    not 数).
     """
     key = header_key(text)
     for word in LOOKALIKE_WORDS.get(field, ()):
@@ -199,16 +210,23 @@ def lookalike_word(text: str, field: str) -> str | None:
     if field != "amount":
         return None
 
+    spaced = unicodedata.normalize("NFKC", _CAMEL_CASE.sub(" ", text)).casefold()
+    latin = set(_LATIN_WORD.findall(spaced))
     money = next((word for word in MONEY_WORDS if header_key(word) in key), None)
-    if money is None or _says_not_amount(text):
+    if money is None:
+        whole = (w for word in MONEY_WHOLE_WORDS for w in (word, f"{word}s"))
+        money = next((word for word in whole if word in latin), None)
+    if money is None or _says_not_amount(spaced.replace(money, " ")):
         return None
 
     return money
 
 
-def _says_not_amount(text: str) -> bool:
-    """Tell whether a header holds one of the ``NOT_AMOUNT_WORDS``."""
-    spaced = unicodedata.normalize("NFKC", _CAMEL_CASE.sub(" ", text)).casefold()
+def _says_not_amount(spaced: str) -> bool:
+    """Tell whether a header holds one of the ``NOT_AMOUNT_WORDS``.
+
+    ``spaced`` is the header with camelCase split, NFKC and casefolded.
+    """
     latin = set(_LATIN_WORD.findall(spaced))
     for word in NOT_AMOUNT_WORDS:
         if word.isascii() and word in latin:

@@ -163,6 +163,7 @@ WHY_SHOWN = {
     "percent": "% multiplies it by 100",
     "digits": "the format adds digits of its own",
     "unit": "the format adds a unit that multiplies it",
+    "between": "the format puts text between the digits",
     "other": "the format shows it in another form: an exponent, a fraction, "
     "a condition or other numerals",
 }
@@ -249,10 +250,39 @@ def classify_format(code: str, sign: int) -> str:
         return "percent"
     if re.search(r"[0-9]", shown_text):
         return "digits"
+    if _text_between_digits(tokens):
+        return "between"
     if _MULTIPLIERS.search(shown_text):
         return "unit"
 
     return ""
+
+
+def _text_between_digits(tokens: list[str]) -> bool:
+    """Tell whether anything shown sits between two digit placeholders.
+
+    ``#,##0"."00`` shows 150000 as 1,500.00 and ``0\\ 000`` 1234 as 1 234:
+    a quoted or escaped character, a padding or fill, a currency sign or any
+    other literal between the digits makes them read as another number (or
+    as two). Only grouping commas and the first decimal point may sit there.
+    """
+    placeholders = [i for i, t in enumerate(tokens) if t in ("0", "#", "?")]
+    if len(placeholders) < 2:
+        return False
+    inside = tokens[placeholders[0] + 1 : placeholders[-1]]
+    points = [t for t in inside if t == "."]
+    if len(points) > 1:
+        return True
+    for token in inside:
+        if token in ("0", "#", "?", ",", "."):
+            continue
+        if token[:1] in ("_", "*"):
+            return True
+        text = _literal(token)
+        if text:
+            return True
+
+    return False
 
 
 def _after_digits(tokens: list[str], index: int) -> bool:
@@ -313,15 +343,15 @@ def render_whole(code: str, value: int) -> str | None:
     number = number.quantize(Decimal(1).scaleb(-len(decimals)), rounding=ROUND_HALF_UP)
     integer, _, fraction = format(number, "f").partition(".")
     integer = integer.lstrip("0")
-    digits = _fill_whole([tokens[i] for i in whole], integer)
-    if grouped:
-        digits = [f"{int(''.join(digits) or 0):,}" if "".join(digits).strip() else ""]
+    shown = _fill_whole([tokens[i] for i in whole], integer)
+    filled = dict(zip(whole, shown, strict=True))
+    runs = _digit_runs(tokens, whole)
+    shown_at = {run[-1]: _run_text(tokens, run, filled, grouped) for run in runs}
 
     parts: list[str] = ["-"] if signed else []
     for index, token in enumerate(tokens):
         if index in whole:
-            if index == whole[-1]:
-                parts.append("".join(digits))
+            parts.append(shown_at.get(index, ""))
         elif token.casefold() in ("general", "@"):
             parts.append(format(number.normalize(), "f"))
         elif token == "." and decimals:
@@ -339,6 +369,37 @@ def render_whole(code: str, value: int) -> str | None:
                 parts.append(text)
 
     return "".join(parts)
+
+
+def _digit_runs(tokens: list[str], whole: list[int]) -> list[list[int]]:
+    """Split the whole-number placeholders where text sits between them.
+
+    In ``#,##0"."00`` the runs are ``#,##0`` and ``00``: each shows its own
+    digits, and grouping commas group the digits of their own run.
+    """
+    runs: list[list[int]] = []
+    for index in whole:
+        between = tokens[runs[-1][-1] + 1 : index] if runs else []
+        if runs and all(t == "," for t in between):
+            runs[-1].append(index)
+        else:
+            runs.append([index])
+
+    return runs
+
+
+def _run_text(
+    tokens: list[str], run: list[int], filled: dict[int, str], grouped: bool
+) -> str:
+    """Return the digits a run of placeholders shows, grouped by thousands."""
+    text = "".join(filled[index] for index in run)
+    commas = any(t == "," for t in tokens[run[0] : run[-1]])
+    digits = text.lstrip(" ")
+    if not (grouped and commas and digits):
+        return text
+    groups = [digits[max(0, end - 3) : end] for end in range(len(digits), 0, -3)]
+
+    return text[: len(text) - len(digits)] + ",".join(reversed(groups))
 
 
 def _fill_whole(placeholders: list[str], integer: str) -> list[str]:
