@@ -83,10 +83,14 @@ def _watch(pid: int, command: dict[str, Any]) -> dict[str, Any]:
     while True:
         done, status = os.waitpid(pid, os.WNOHANG)
         if done:
+            code = os.waitstatus_to_exitcode(status)
+            # A signal sent to a child that had just finished on its own
+            # (a zombie not yet reaped) did nothing: the run was not stopped.
+            stopped = os.WIFSIGNALED(status) or code in (130, 143)
             return {
                 "pid": pid,
-                "exit": os.waitstatus_to_exitcode(status),
-                "signalled": sent,
+                "exit": code,
+                "signalled": sent and stopped,
                 "outcomes_seen": seen,
             }
         if signum and not sent:
