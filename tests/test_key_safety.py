@@ -6,13 +6,16 @@ an error page that echoes the key back) and a second run whose key POP
 rejects. Then every file the runs left, and everything they printed, is
 searched for the key in each form it could leak in: plain, base64, the
 Authorization header's value, each read again after undoing URL escapes,
-JSON and script escapes and HTML character references, however mixed.
+JSON and script escapes and HTML character references, however mixed, and
+after decoding every hexadecimal or base64 run (line breaks removed, from
+each starting offset, twice over, for base64 inside base64).
 """
 
 from __future__ import annotations
 
 import base64
 import html
+import random
 import re
 import zipfile
 from collections.abc import Callable
@@ -25,6 +28,7 @@ from harness import Popbatch
 from run_output import Run
 
 from popbatch.client import PopClient
+from popbatch.client.keyforms import KeyScrubber
 from popbatch.config import RunOptions, ServerKey, Timeouts
 from popbatch.operations import CAPTURE
 from popbatch.pipeline import StopSignal
@@ -99,6 +103,41 @@ def contents(path: Path) -> list[tuple[str, bytes]]:
     return found
 
 
+_HEX_RUN = re.compile(rb"[0-9a-fA-F]{12,}")
+_BASE64_RUN = re.compile(rb"[A-Za-z0-9+/_-]{8,}")
+# Line breaks, as bytes or JSON-escaped, that wrap a base64 text (MIME).
+_BREAKS = re.compile(rb"\r?\n|\\r\\n|\\n")
+
+
+def decodings(data: bytes) -> list[bytes]:
+    """What every hexadecimal and base64 run in ``data`` decodes to.
+
+    Each run is decoded from each of its starting offsets (a run may begin
+    with characters of something else), base64 in either alphabet, line
+    breaks taken out first; what a base64 run decodes to is decoded once
+    more (a token encoded again).
+    """
+    found = []
+    for run in _HEX_RUN.findall(data):
+        found += [
+            bytes.fromhex(run[n:].decode()[: (len(run) - n) // 2 * 2]) for n in (0, 1)
+        ]
+    texts = [data]
+    for _ in range(2):
+        decoded = []
+        for text in texts:
+            for run in _BASE64_RUN.findall(_BREAKS.sub(b"", text)):
+                standard = run.replace(b"-", b"+").replace(b"_", b"/")
+                for n in range(4):
+                    # A last group of 2 or 3 characters is padded, one of 1 dropped.
+                    piece = standard[n:]
+                    piece = piece[: len(piece) - (len(piece) % 4 == 1)]
+                    decoded.append(base64.b64decode(piece + b"=" * (-len(piece) % 4)))
+        found += decoded
+        texts = decoded
+    return found
+
+
 def leaks(key: str, texts: list[tuple[str, bytes]]) -> list[str]:
     """Where any form of ``key`` appears, however spelled, as ``place: form``."""
     forms = leaked_forms(key)
@@ -107,8 +146,9 @@ def leaks(key: str, texts: list[tuple[str, bytes]]) -> list[str]:
             f"{place}: {name}"
             for place, data in texts
             for reading in readings(data)
+            for decoded in [reading, *decodings(reading)]
             for name, form in forms.items()
-            if form in reading
+            if form in decoded
         }
     )
 
@@ -303,12 +343,44 @@ ECHOED = {
 }
 
 
+def b64(text: str) -> str:
+    return base64.b64encode(text.encode()).decode()
+
+
+def wrapped(text: str, width: int, newline: str) -> str:
+    """``text`` broken into lines of ``width`` characters, as MIME does."""
+    return newline.join(text[n : n + width] for n in range(0, len(text), width))
+
+
+TOKEN = b64(f"{ODD_KEY}:")
+
+# What other 502 pages echo: the key or the token in hexadecimal, inside a
+# longer base64 text at each of the three alignments, encoded twice, wrapped.
+ENCODED = {
+    "hex-lower": ODD_KEY.encode().hex(),
+    "hex-upper": ODD_KEY.encode().hex().upper(),
+    "token-hex": TOKEN.encode().hex(),
+    "base64-after-4": b64(f"key={ODD_KEY}"),
+    "base64-after-5": b64(f"user:{ODD_KEY}"),
+    "base64-after-3-then-more": b64(f"xyz{ODD_KEY}&more=1"),
+    "base64-in-json": b64(f'{{"key":"{ODD_KEY}"}}'),
+    "url-safe-base64-in-json": base64.urlsafe_b64encode(
+        f'{{"k": "{ODD_KEY}"}}'.encode()
+    ).decode(),
+    "token-base64-again": b64(TOKEN),
+    "authorization-base64-again": b64(f"Basic {TOKEN}"),
+    "token-mime-wrapped": wrapped(TOKEN, 8, "\r\n"),
+    "base64-mime-wrapped": wrapped(b64(f"payload {ODD_KEY} end"), 10, "\n"),
+}
+
+
 def test_key_echoed_in_any_spelling_leaks_nowhere(
     make_sandbox: Any, tmp_path: Path
 ) -> None:
     """Break 11: ``Ab\\/Cd``, ``%2f``, ``&#65;`` and mixtures reached results and journal."""
     server: SandboxServer = make_sandbox(test_keys=(ODD_KEY,))
-    echoed = {f"E-{n}": text for n, text in enumerate(ECHOED.values(), start=1)}
+    pages = [*ECHOED.values(), *ENCODED.values()]
+    echoed = {f"E-{n}": text for n, text in enumerate(pages, start=1)}
     for order_id, text in echoed.items():
         server.add_order(order_id, 1000)
         server.script_order(
@@ -372,10 +444,14 @@ def test_key_echoed_in_any_spelling_leaks_nowhere(
         "pending": 0,
     }
     review = {row["order_id"]: row for row in ran.group("review")}
-    for order_id in echoed:
-        assert review[order_id]["response received"] == (
-            '<p>key ********</p>{"key": "********"}'
-        )
+    for order_id, text in echoed.items():
+        received = review[order_id]["response received"]
+        if text in ECHOED.values():
+            assert received == '<p>key ********</p>{"key": "********"}'
+        else:
+            # Inside a longer base64 text, what does not depend on the key stays.
+            assert received.count("********") == 2, (order_id, received)
+            assert text not in received
     assert "the charset '********'" in review["P-2"]["response received"]
     assert ran.group("failed")[0]["detail"] == (
         "the payment gateway refused it: key ******** refused (RM01, gateway "
@@ -393,3 +469,33 @@ def test_key_echoed_in_any_spelling_leaks_nowhere(
         "summary.json",
     }
     assert leaks(ODD_KEY, texts) == []
+
+
+@pytest.mark.parametrize("key", ["sk/A+b=c&d%e~Zq9", ODD_KEY])
+def test_key_inside_base64_is_masked_at_every_offset(key: str) -> None:
+    """The tester's spellings: base64 of a longer text, either alphabet, wrapped."""
+    scrubber = KeyScrubber(key)
+    for before in ("", "u", "us", "use", "user", "user:"):
+        for after in ("", "!", "!?", "!?#"):
+            raw = f"{before}{key}{after}".encode()
+            for encode in (base64.b64encode, base64.urlsafe_b64encode):
+                text = encode(raw).decode()
+                for shown in (text, wrapped(text, 7, "\r\n"), wrapped(text, 5, "\n")):
+                    masked = scrubber.text(f"debug: {shown}.")
+                    assert "********" in masked, (before, after, shown)
+                    assert leaks(key, [("masked", masked.encode())]) == []
+
+
+def test_derived_forms_need_48_bits_of_the_key() -> None:
+    """Hex and base64 inside a longer text are looked for only from 6 and 7 bytes."""
+    assert KeyScrubber("k3y!9z").text("6b337921397a") == "********"
+    assert KeyScrubber("k3y!9").text("6b33792139") == "6b33792139"
+    assert "********" in KeyScrubber("k3y!9zQ").text(b64("user:k3y!9zQ"))
+    # The key itself and its own base64 whatever its length.
+    assert KeyScrubber("k3").text(f"k3 {b64('k3:')}") == "******** ********"
+
+
+def test_random_base64_is_left_alone() -> None:
+    """No mask lands by chance on 3 MiB of base64 of random bytes."""
+    blob = base64.b64encode(bytes(random.Random(7).randbytes(3 << 20))).decode()
+    assert KeyScrubber(ODD_KEY).text(blob) == blob

@@ -19,8 +19,9 @@ session, the connection, the bytes on the wire and the server key.
 
 The server key never leaves this module except in the Authorization
 header: texts taken from the network or from exceptions are scrubbed of
-it, in every spelling ``keyforms`` knows (plain or base64, each character
-perhaps URL-, JSON- or HTML-escaped), before they reach an outcome or a
+it, in every spelling ``keyforms`` knows (plain, hex or base64, also
+inside a longer base64 text, each character perhaps URL-, JSON- or
+HTML-escaped), before they reach an outcome or a
 log. A body is scrubbed twice: as bytes, and once more after decoding,
 since a JSON ``\\u`` escape or a charset can spell the key in other bytes.
 """
