@@ -40,6 +40,7 @@ since a key spelled in another case is another key.
 from __future__ import annotations
 
 import base64
+import functools
 import html.entities
 import re
 from typing import Final
@@ -66,9 +67,7 @@ class KeyScrubber:
     __slots__ = ("_bytes", "_text")
 
     def __init__(self, key: str) -> None:
-        pattern = _pattern(key)
-        self._text = re.compile(pattern)
-        self._bytes = re.compile(pattern.encode("utf-8"))
+        self._text, self._bytes = _compiled(key)
 
     def __repr__(self) -> str:
         return "KeyScrubber(********)"
@@ -84,6 +83,18 @@ class KeyScrubber:
     def found_in(self, data: bytes) -> bool:
         """Whether ``data`` holds the key in any form."""
         return self._bytes.search(data) is not None
+
+
+@functools.lru_cache(maxsize=2)
+def _compiled(key: str) -> tuple[re.Pattern[str], re.Pattern[bytes]]:
+    """The scrubbing patterns of ``key``, as text and as bytes.
+
+    Building them takes tens of milliseconds, and every worker of a run
+    needs the same ones: they are made once per key. The key is in this
+    process's memory for the run anyway.
+    """
+    pattern = _pattern(key)
+    return re.compile(pattern), re.compile(pattern.encode("utf-8"))
 
 
 def key_forms(key: str) -> list[str]:
@@ -125,6 +136,7 @@ def _pattern(key: str) -> str:
     # (length, first character, rest): sorted longest first, so that where
     # two forms start at the same place the longer one is masked whole.
     forms: list[tuple[int, str, str]] = []
+    led: list[tuple[int, str]] = []
 
     def add(length: int, units: list[list[_Spelling]], glue: str) -> None:
         rest = "".join(glue + _group(unit) for unit in units[1:])
@@ -135,7 +147,13 @@ def _pattern(key: str) -> str:
             forms.append((length, first, _either(afters) + rest))
 
     for form in key_forms(key):
-        add(len(form), [_spellings(c) for c in form], "" if form == key else _WRAP)
+        # Each character in any spelling; a base64 token also plain and
+        # wrapped as MIME wraps it (both at once would make the expression
+        # take seconds to compile).
+        add(len(form), [_spellings(c) for c in form], "")
+        if form != key:
+            wrapped = _WRAP.join(re.escape(c) for c in form)
+            forms.append((len(form), form[0], wrapped[len(re.escape(form[0])) :]))
 
     raw = key.encode("utf-8")
     token = base64.b64encode(raw + b":").rstrip(b"=")
@@ -151,24 +169,30 @@ def _pattern(key: str) -> str:
                         s.translate(alphabet) for s in (lead, core, trail)
                     )
                 after = f"(?:{_WRAP}[{re.escape(trail)}])?" if trail else ""
-                # The core, each character in any spelling; with the character
-                # before it, in plain base64 only (each of those characters
-                # would repeat the whole pattern).
-                units = [_spellings(c) for c in core]
-                units[-1] = [(first, rest + after) for first, rest in units[-1]]
-                add(len(core), units, _WRAP)
+                # The core in plain base64, perhaps wrapped, alone and with
+                # the character before it. Spelling each of its characters
+                # in every escape, as the key's own forms are, would make
+                # the expression take seconds to compile for every run.
                 plain = _WRAP.join(re.escape(c) for c in core) + after
-                for first in lead:
-                    forms.append((len(core) + 1, first, _WRAP + plain))
+                if lead:
+                    plain = f"(?:[{re.escape(lead)}]{_WRAP})?" + plain
+                led.append((len(core), plain))
 
     forms.sort(key=lambda form: form[0], reverse=True)
     grouped: dict[str, list[str]] = {}
     for _, first, rest in forms:
         grouped.setdefault(first, []).append(rest)
+    # The base64 cores come last: each may start with the character before
+    # it (a class of characters, not a literal), and each is shorter than
+    # the whole tokens above, which are masked whole where both match.
+    led.sort(key=lambda form: form[0], reverse=True)
     # No form at all cannot happen (the token of "key:" is never empty), but
     # an empty pattern would match everywhere: match nowhere instead.
     return (
-        "|".join(re.escape(first) + _either(rests) for first, rests in grouped.items())
+        "|".join(
+            [re.escape(first) + _either(rests) for first, rests in grouped.items()]
+            + [pattern for _, pattern in led]
+        )
         or "(?!)"
     )
 
