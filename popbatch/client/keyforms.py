@@ -78,22 +78,31 @@ class KeyScrubber:
 
     def data(self, data: bytes) -> bytes:
         """``data`` with every form of the key, in ASCII or UTF-8, masked."""
+        if self._bytes is None:
+            # An ASCII pattern reads bytes decoded as Latin-1 (one character
+            # a byte) exactly as it would read the bytes themselves.
+            return self._text.sub(MASK, data.decode("latin-1")).encode("latin-1")
         return self._bytes.sub(MASK.encode("ascii"), data)
 
     def found_in(self, data: bytes) -> bool:
         """Whether ``data`` holds the key in any form."""
+        if self._bytes is None:
+            return self._text.search(data.decode("latin-1")) is not None
         return self._bytes.search(data) is not None
 
 
 @functools.lru_cache(maxsize=2)
-def _compiled(key: str) -> tuple[re.Pattern[str], re.Pattern[bytes]]:
-    """The scrubbing patterns of ``key``, as text and as bytes.
+def _compiled(key: str) -> tuple[re.Pattern[str], re.Pattern[bytes] | None]:
+    """The scrubbing patterns of ``key``: as text, and as bytes when needed.
 
-    Building them takes tens of milliseconds, and every worker of a run
-    needs the same ones: they are made once per key. The key is in this
-    process's memory for the run anyway.
+    Building one takes tens of milliseconds, and every worker of a run
+    needs the same: they are made once per key (the key is in this
+    process's memory for the run anyway). For an ASCII pattern, as every
+    ASCII key gives, the text pattern serves for bytes too (see ``data``).
     """
     pattern = _pattern(key)
+    if pattern.isascii():
+        return re.compile(pattern), None
     return re.compile(pattern), re.compile(pattern.encode("utf-8"))
 
 
