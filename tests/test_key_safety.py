@@ -499,3 +499,18 @@ def test_random_base64_is_left_alone() -> None:
     """No mask lands by chance on 3 MiB of base64 of random bytes."""
     blob = base64.b64encode(bytes(random.Random(7).randbytes(3 << 20))).decode()
     assert KeyScrubber(ODD_KEY).text(blob) == blob
+
+
+@pytest.mark.parametrize("key", ["sk/A+b=c&d%e~Zq9", "キー-secret-値"])
+def test_bytes_are_masked_for_ascii_and_non_ascii_keys(key: str) -> None:
+    """An ASCII key's bytes are searched through Latin-1, any other key's as
+    UTF-8: either way the key is masked among bytes that are not UTF-8."""
+    scrubber = KeyScrubber(key)
+    escaped = "".join(f"%{byte:02X}" for byte in key.encode("utf-8"))
+    body = b"\xff\xfe<" + key.encode("utf-8") + b"> " + escaped.encode() + b"\x80"
+
+    masked = scrubber.data(body)
+
+    assert masked == b"\xff\xfe<********> ********\x80"
+    assert scrubber.found_in(body)
+    assert not scrubber.found_in(masked)
