@@ -505,7 +505,14 @@ def _code_tallies(
 
         for key in sorted(members):
             tally = _tally(members[key], operation)
-            found.append(replace(firsts[key], tally=tally))
+            line = replace(firsts[key], tally=tally)
+            if line.v_result_code is not None:
+                # POP may word one gateway code differently from row to row.
+                said = dict.fromkeys(
+                    _code_line(group, row).meaning for row in members[key]
+                )
+                line = replace(line, meaning=" / ".join(said))
+            found.append(line)
     return tuple(found)
 
 

@@ -567,6 +567,21 @@ def test_gateway_refusals_are_counted_per_gateway_code_with_pops_message() -> No
     ]
 
 
+def test_one_gateway_code_worded_two_ways_shows_both_messages() -> None:
+    """AG48 with two merr_msg texts: one line, both wordings, neither dropped."""
+    rows = [
+        refused(2, "D-1", 1000, "AG48000000000000", "無効カードです。"),
+        refused(3, "D-2", 2000, "AG48000000000000", "カードが無効です。"),
+        refused(4, "D-3", 3000, "AG48000000000000", "無効カードです。"),
+    ]
+
+    report = build_report(make_batch(), make_run(), rows, exit_code=1)
+
+    assert [(line.label, line.meaning, line.tally) for line in report.codes] == [
+        ("RM01 / AG48", "無効カードです。 / カードが無効です。", Tally(3, 6000))
+    ]
+
+
 def test_a_row_refused_after_it_was_sent_again_is_named_at_the_end() -> None:
     """Only Failed rows with a resend event count; the last lines name them."""
     again = refused(2, "A-1", 1000, "AC47000000000000", "既に売上済みの取引です。")
