@@ -620,11 +620,8 @@ def test_resolve_file_in_cp932_with_japanese_headers_and_outcomes(
 ) -> None:
     """Saved by Japanese Excel: 注文番号, 結果 (成功/失敗), 備考, in CP932."""
     path = popbatch.root / "確認結果.csv"
-    path.write_bytes(
-        "注文番号,結果,備考\r\nA-3,失敗,ポータルに無し\r\nA-2,成功,髙橋が確認\r\n".encode(
-            "cp932"
-        )
-    )
+    text = "注文番号,結果,備考\r\nA-3,失敗,ポータルに無し\r\nA-2,成功,髙橋が確認\r\n"
+    path.write_bytes(text.encode("cp932"))
 
     resolved = popbatch.command("resolve", "1", "--file", str(path))
 

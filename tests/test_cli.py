@@ -187,8 +187,8 @@ def test_a_file_without_a_required_column_is_refused_with_65(ws):
     assert result.stderr == (
         'Error: orders.csv has no "amount" column for capture (row 1, the header, '
         'has "order_id", "memo")\n'
-        "Name the column amount (or 金額, 決済金額, 請求金額, 売上金額, 取引金額, "
-        "返金額, 返金金額, 取消金額).\n"
+        "Name the column amount (or 金額, 決済金額, 請求金額, "
+        "売上金額, 取引金額, 返金額, 返金金額, 取消金額).\n"
     )
     assert ws.sandbox.received() == 0
 

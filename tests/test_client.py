@@ -521,7 +521,8 @@ HTML_502 = (
     b"<h1>Bad Gateway</h1></body></html>"
 )
 MAINTENANCE = (
-    '<!DOCTYPE html><html lang="ja"><body><p>ただいまメンテナンス中です。</p></body></html>'
+    '<!DOCTYPE html><html lang="ja"><body>'
+    "<p>ただいまメンテナンス中です。</p></body></html>"
 ).encode()
 HTML = {"Content-Type": "text/html; charset=utf-8"}
 
@@ -831,12 +832,17 @@ def test_connection_refused_is_not_sent() -> None:
     assert outcome.http_status is None
 
 
+def dns_failure(errno: int, text: str) -> BaseException:
+    """What urllib3 raises when getaddrinfo answers ``errno``."""
+    gaierror = socket.gaierror(errno, text)
+    # urllib3 passes the connection; the classification never looks at it.
+    error = NameResolutionError("pop.example.test", None, gaierror)  # type: ignore[arg-type]
+    return raised(error, gaierror)
+
+
 def test_a_host_name_that_does_not_exist_is_not_sent_and_stops_the_batch() -> None:
     """DNS says there is no such name (a typo in --endpoint): every row would fail."""
-    gaierror = socket.gaierror(-2, "Name or service not known")
-    failed = raised(NameResolutionError("pop.example.test", None, gaierror), gaierror)  # type: ignore[arg-type]
-
-    outcome = send_one(connection_error(failed))
+    outcome = send_one(connection_error(dns_failure(-2, "Name or service not known")))
 
     assert outcome.kind is OutcomeKind.NOT_SENT
     assert outcome.reason == "host_not_found"
@@ -849,10 +855,9 @@ def test_a_host_name_that_does_not_exist_is_not_sent_and_stops_the_batch() -> No
 
 def test_a_dns_failure_that_may_pass_is_not_sent() -> None:
     """No resolver could be reached (EAI_AGAIN): retried like any connect failure."""
-    gaierror = socket.gaierror(-3, "Temporary failure in name resolution")
-    failed = raised(NameResolutionError("pop.example.test", None, gaierror), gaierror)  # type: ignore[arg-type]
-
-    outcome = send_one(connection_error(failed))
+    outcome = send_one(
+        connection_error(dns_failure(-3, "Temporary failure in name resolution"))
+    )
 
     assert outcome.kind is OutcomeKind.NOT_SENT
     assert outcome.reason == "dns_failed"
@@ -958,7 +963,8 @@ def test_connection_reset_after_sending_is_unknown() -> None:
 
 def test_read_timeout_is_unknown() -> None:
     """Case 19, CR-004: no answer within the read timeout."""
-    timeout = ReadTimeoutError(None, "/", "Read timed out. (read timeout=2)")  # type: ignore[arg-type]
+    message = "Read timed out. (read timeout=2)"
+    timeout = ReadTimeoutError(None, "/", message)  # type: ignore[arg-type]
 
     outcome = send_one(requests.ReadTimeout(timeout), CANCEL, read=2.0)
 

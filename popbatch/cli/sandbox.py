@@ -90,7 +90,8 @@ def _sandbox_options(function: F) -> F:
             "keys",
             multiple=True,
             metavar="KEY",
-            help="Test merchant key, must send dummy true (repeatable)  [default: Test-POP-Server-Key]",
+            help="Test merchant key, must send dummy true (repeatable)  "
+            "[default: Test-POP-Server-Key]",
         ),
         click.option(
             "--live-key",

@@ -7,9 +7,10 @@ would keep the last one silently), no number JSON does not allow (Python
 reads ``NaN``, ``Infinity`` and ``1e999`` as floats that no JSON text can
 hold, so they could not be kept as evidence), no string with half of a
 UTF-16 surrogate pair (``\\ud800`` alone, which no UTF-8 text can hold),
-nested no deeper than a POP answer could be. The verdict depends on that reading only. ``body_text`` turns
-the bytes into text for the Review sheet; it never raises, whatever the
-charset the server names, and the verdict never depends on it.
+nested no deeper than a POP answer could be. The verdict depends on that
+reading only. ``body_text`` turns the bytes into text for the Review
+sheet; it never raises, whatever the charset the server names, and the
+verdict never depends on it.
 
 Both readings pass every string through the caller's ``scrub``, after
 decoding: a JSON ``\\u`` escape or an escaping charset can spell the

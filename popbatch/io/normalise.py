@@ -29,7 +29,10 @@ if TYPE_CHECKING:
 # Header aliases: every spelling that names a field. Headers are matched on
 # ``header_key``, so case, width, spaces, "_" and "-" do not matter here.
 FIELD_ALIASES: Mapping[str, tuple[str, ...]] = {
-    "order_id": ("order_id", "注文番号", "注文ID", "オーダーID", "取引ID", "受注番号"),
+    "order_id": (
+        *("order_id", "注文番号", "注文ID"),
+        *("オーダーID", "取引ID", "受注番号"),
+    ),
     "original_order_id": (
         "original_order_id",
         "元注文番号",
@@ -154,7 +157,8 @@ LOOKALIKE_WORDS: Mapping[str, tuple[str, ...]] = {
 # it money all the same.
 MONEY_WORDS: tuple[str, ...] = (
     *("refund", "cancel"),
-    *("返金", "払戻", "払い戻し", "返品", "キャンセル", "取消", "取り消し", "請求"),
+    *("返金", "払戻", "払い戻し", "返品"),
+    *("キャンセル", "取消", "取り消し", "請求"),
     *("返還", "返戻", "入金", "売上", "支払", "手数料"),
 )
 # Latin words of money paid or charged, looked for as whole words (with a
@@ -167,7 +171,8 @@ MONEY_WHOLE_WORDS: tuple[str, ...] = (
 # text, not an amount. Latin ones are whole words (refund_reason,
 # "Refund date", refundId), so that "paid" holds no "id".
 NOT_AMOUNT_WORDS: tuple[str, ...] = (
-    *("理由", "事由", "日", "時刻", "状態", "状況", "ステータス", "区分", "種別"),
+    *("理由", "事由", "日", "時刻", "状態", "状況"),
+    *("ステータス", "区分", "種別"),
     *("方法", "番号", "者", "担当", "先", "口座", "名", "内容", "詳細", "備考"),
     *("メモ", "コメント", "有無", "可否", "フラグ", "数", "件", "カード"),
     *("reason", "date", "day", "time", "status", "state", "type", "method"),

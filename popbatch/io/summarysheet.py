@@ -292,5 +292,8 @@ def _requests_text(report: Report) -> str:
     timings = report.timings
     text = f"{timings.requests:,} requests"
     if timings.median_ms is not None:
-        text += f"; answers took {timings.median_ms:,} ms (median), {timings.slowest_ms:,} ms at most"
+        text += (
+            f"; answers took {timings.median_ms:,} ms (median), "
+            f"{timings.slowest_ms:,} ms at most"
+        )
     return text
