@@ -42,6 +42,7 @@ from popbatch.report import (
     journal_option,
     name_rows,
     reporting_run,
+    rows_phrase,
     summary_lines,
 )
 from popbatch.rows import (
@@ -892,12 +893,12 @@ def _preview_lines(rows: list[RowRecord], path: Path, *, live: bool) -> list[str
     full = [row.row for row in sent if row.amount is None]
     mode = "LIVE, dummy false" if live else "test, dummy true"
     lines = [
-        f"dry run ({mode}): {_rows_phrase(len(sent))} would be sent, total {total:,} yen; "
+        f"dry run ({mode}): {rows_phrase(len(sent))} would be sent, total {total:,} yen; "
         "nothing was sent"
     ]
     if full:
         lines.append(
-            f"FULL REFUND: {_rows_phrase(len(full))} without an amount would refund the "
+            f"FULL REFUND: {rows_phrase(len(full))} without an amount would refund the "
             f"full amount of the order (rows {', '.join(str(n) for n in full[:20])}"
             f"{' ...' if len(full) > 20 else ''})"
         )
@@ -907,10 +908,10 @@ def _preview_lines(rows: list[RowRecord], path: Path, *, live: bool) -> list[str
         if state is RowState.SKIPPED:
             count -= done
         if count:
-            lines.append(f"{_rows_phrase(count)} would be {_PREVIEW_VERBS[state]}")
+            lines.append(f"{rows_phrase(count)} would be {_PREVIEW_VERBS[state]}")
     if done:
         lines.append(
-            f"{_rows_phrase(done)} {_were(done)} already sent by this batch: "
+            f"{rows_phrase(done)} {_were(done)} already sent by this batch: "
             "not sent again"
         )
     lines.append(f"preview of the exact requests: {path}")
@@ -920,10 +921,6 @@ def _preview_lines(rows: list[RowRecord], path: Path, *, live: bool) -> list[str
 
 def _done_by_this_batch(row: RowRecord) -> bool:
     return bool(row.problems) and row.problems[0].reason == _DONE_REASON
-
-
-def _rows_phrase(count: int) -> str:
-    return f"{count:,} row{'' if count == 1 else 's'}"
 
 
 def _stem(path: Path) -> str:

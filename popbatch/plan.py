@@ -21,6 +21,7 @@ from popbatch.config import ControlTotals
 from popbatch.errors import InputRefusedError
 from popbatch.journal import HistoryEntry
 from popbatch.operations import CANCEL, FieldKind, Operation
+from popbatch.report import rows_phrase
 from popbatch.rows import Problem, RowRecord, RowState
 from popbatch.schema import Validation
 
@@ -330,7 +331,7 @@ def check_control_totals(rows: Iterable[RowRecord], totals: ControlTotals) -> No
     if totals.expect_rows is not None and count != totals.expect_rows:
         raise InputRefusedError(
             f"--expect-rows {totals.expect_rows:,}, but this batch sends "
-            f"{_rows(count)}{details}; nothing was sent",
+            f"{rows_phrase(count)}{details}; nothing was sent",
             hint="Check the file against what was approved.",
         )
     if totals.expect_total is None and totals.max_total is None:
@@ -346,7 +347,7 @@ def check_control_totals(rows: Iterable[RowRecord], totals: ControlTotals) -> No
             hint="Give those rows an amount, or drop --expect-total/--max-total.",
         )
     total = sum(row.amount or 0 for row in counted)
-    sends = f"this batch sends {total:,} yen in {_rows(count)}{details}"
+    sends = f"this batch sends {total:,} yen in {rows_phrase(count)}{details}"
     if totals.expect_total is not None and total != totals.expect_total:
         raise InputRefusedError(
             f"--expect-total {totals.expect_total:,}, but {sends}; nothing was sent",
@@ -404,10 +405,6 @@ def _left_out(rows: Sequence[RowRecord], counted: Sequence[RowRecord]) -> str:
     if rejected:
         parts.append(f"{rejected:,} more {_are(rejected)} rejected as invalid")
     return f" ({'; '.join(parts)})" if parts else ""
-
-
-def _rows(count: int) -> str:
-    return f"{count:,} row{'' if count == 1 else 's'}"
 
 
 def _are(count: int) -> str:

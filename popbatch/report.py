@@ -154,8 +154,8 @@ class AddingUp:
         """The check as one sentence for the Summary and the terminal."""
         if self.ok:
             return (
-                f"adds up: {_rows(self.grouped.rows)} in the groups = "
-                f"{_rows(self.rows_read)} in the input, "
+                f"adds up: {rows_phrase(self.grouped.rows)} in the groups = "
+                f"{rows_phrase(self.rows_read)} in the input, "
                 f"{self.grouped.amount:,} yen = {self.input.amount:,} yen"
             )
 
@@ -177,7 +177,8 @@ class AddingUp:
         return "DOES NOT ADD UP: " + "; ".join(found)
 
 
-def _rows(count: int) -> str:
+def rows_phrase(count: int) -> str:
+    """``1 row``, ``2 rows``, ``1,200 rows``."""
     return f"{count:,} row" if count == 1 else f"{count:,} rows"
 
 
@@ -788,13 +789,13 @@ def live_money_phrase(report: Report) -> str:
     unsure = report.tallies[Group.REVIEW].rows
     if moved and unsure:
         return (
-            f"real money moved for {_rows(moved)} (Succeeded) and may have "
+            f"real money moved for {rows_phrase(moved)} (Succeeded) and may have "
             f"for {unsure:,} more (Review)"
         )
     if moved:
-        return f"real money moved for {_rows(moved)} (Succeeded)"
+        return f"real money moved for {rows_phrase(moved)} (Succeeded)"
     if unsure:
-        return f"money may have moved for {_rows(unsure)} (Review)"
+        return f"money may have moved for {rows_phrase(unsure)} (Review)"
     return "no money moved"
 
 

@@ -222,17 +222,6 @@ def make_private_dirs(folder: Path) -> None:
 def connect(path: Path) -> sqlite3.Connection:
     """Open the journal at ``path``, creating and upgrading it as needed.
 
-    See ``open_connection``, which also says whether the journal is new.
-    """
-    return open_connection(path)[0]
-
-
-def open_connection(path: Path) -> tuple[sqlite3.Connection, bool]:
-    """Open the journal at ``path``, creating and upgrading it as needed.
-
-    Returns the connection and whether this call created the journal (its
-    file was missing, or empty: see below).
-
     The connection is in autocommit mode (transactions are explicit), WAL,
     ``synchronous=FULL``, with foreign keys on; it may be used from another
     thread than the one that opened it, one call at a time.
@@ -270,7 +259,7 @@ def open_connection(path: Path) -> tuple[sqlite3.Connection, bool]:
     _make_side_files_private(path)
     if created:
         logger.info("journal created at %s", path)
-    return conn, created
+    return conn
 
 
 def damaged_journal(path: Path, detail: str) -> OutputError:

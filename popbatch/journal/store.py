@@ -39,7 +39,7 @@ from popbatch.journal.codec import (
     problems_text,
     time_text,
 )
-from popbatch.journal.database import open_connection
+from popbatch.journal.database import connect
 from popbatch.journal.lock import real_journal_path
 from popbatch.journal.model import (
     ALLOWED_FROM,
@@ -124,16 +124,9 @@ class Journal:
     """
 
     def __init__(
-        self,
-        conn: sqlite3.Connection,
-        path: Path,
-        clock: Callable[[], datetime],
-        *,
-        created: bool = False,
+        self, conn: sqlite3.Connection, path: Path, clock: Callable[[], datetime]
     ) -> None:
         self.path = path
-        # Whether opening it created the journal: it then knows no batches.
-        self.created = created
         self._db = Access(conn, path)
         self._clock = clock
 
@@ -155,8 +148,7 @@ class Journal:
                 journal, or was written by a newer popbatch.
         """
         real = real_journal_path(Path(path))
-        conn, created = open_connection(real)
-        return cls(conn, real, clock, created=created)
+        return cls(connect(real), real, clock)
 
     def __repr__(self) -> str:
         return f"Journal({str(self.path)!r})"
